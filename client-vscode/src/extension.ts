@@ -1,0 +1,42 @@
+/**
+ * Entry point. Wires the log, the status bar, the server manager and the
+ * commands together; everything clever happens in the server.
+ */
+import * as vscode from 'vscode';
+import { onActiveInterpreterChanged } from './python';
+import { config, ServerManager } from './server';
+import { showStatusMenu, StatusBar } from './statusBar';
+import { trainOnWorkspace } from './train';
+
+let manager: ServerManager | undefined;
+
+export async function activate(context: vscode.ExtensionContext): Promise<void> {
+  const log = vscode.window.createOutputChannel('ghostframe', { log: true });
+  const status = new StatusBar();
+  manager = new ServerManager(log, status);
+  const m = manager;
+  context.subscriptions.push(log, status, m);
+
+  context.subscriptions.push(
+    vscode.commands.registerCommand('ghostframe.restartServer', () => m.restart()),
+    vscode.commands.registerCommand('ghostframe.showLog', () => log.show()),
+    vscode.commands.registerCommand('ghostframe.toggle', async () => {
+      const enabled = config().get<boolean>('enable', true);
+      await config().update('enable', !enabled, vscode.ConfigurationTarget.Global);
+      void vscode.window.setStatusBarMessage(`ghostframe: inline completions ${enabled ? 'off' : 'on'}`, 3000);
+    }),
+    vscode.commands.registerCommand('ghostframe.trainOnWorkspace', () => trainOnWorkspace(context, log)),
+    vscode.commands.registerCommand('ghostframe.statusMenu', () => showStatusMenu(config().get<boolean>('enable', true))),
+  );
+
+  // A new interpreter picked in the Python extension may have (or lack) ghostframe.
+  void onActiveInterpreterChanged(() => {
+    if (!config().get<string>('server.pythonPath')) void m.restart();
+  }).then((d) => d && context.subscriptions.push(d));
+
+  await m.start();
+}
+
+export async function deactivate(): Promise<void> {
+  await manager?.stop();
+}

@@ -1,0 +1,3 @@
+from ghostframe.server.cli import main
+
+main()
