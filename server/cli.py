@@ -1,0 +1,56 @@
+"""`ghostframe-server`: start the language server on stdio (default) or TCP for debugging."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from ghostframe.server import __version__
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="ghostframe-server", description=__doc__)
+    parser.add_argument("--model", default="", help="local HF folder, .gguf file or hub id (default: embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--adapter", default="", help="LoRA adapter folder made by ghostframe-train")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--tcp", action="store_true", help="listen on TCP (127.0.0.1) instead of stdio, for debugging")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=2087)
+    parser.add_argument("--log-level", default=os.environ.get("GHOSTFRAME_LOG_LEVEL", "INFO"))
+    parser.add_argument("--version", action="version", version=f"ghostframe {__version__}")
+    return parser.parse_args(argv)
+
+
+def quiet_libraries() -> None:
+    """Keep library progress bars and advice out of the editor's log."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # stdout belongs to the protocol: anything else printed by any library goes to stderr.
+    protocol_out = sys.stdout.buffer
+    sys.stdout = sys.stderr
+    quiet_libraries()
+
+    from ghostframe.server.server import create_server
+    from ghostframe.server.settings import Settings
+
+    ls = create_server(Settings(model=args.model, adapter=args.adapter, device=args.device))
+    if args.tcp:
+        ls.start_tcp(args.host, args.port)
+    else:
+        ls.start_io(sys.stdin.buffer, protocol_out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""What the model sees and what the user gets: prompt building and completion post-processing.
+
+Shared by the language server and the evaluation, so a score measures exactly what
+a user sees in the editor.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Characters of context fetched per prompt token before tokenizing (code is ~3 chars/token);
+# anchoring the window at a line start keeps the prompt stable while the user types.
+CHARS_PER_TOKEN = 4
+MAX_BLOCK_LINES = 12
+FIM_TOKEN_SETS = (
+    ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
+    ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
+)
+
+
+@dataclass(frozen=True)
+class CompletionContext:
+    """The text around the cursor: everything before it and everything after it."""
+
+    before: str
+    after: str = ""
+
+    @property
+    def line_prefix(self) -> str:
+        return self.before.rsplit("\n", 1)[-1]
+
+    @property
+    def line_suffix(self) -> str:
+        return self.after.split("\n", 1)[0]
+
+    @property
+    def indentation(self) -> str:
+        prefix = self.line_prefix
+        return prefix[: len(prefix) - len(prefix.lstrip())]
+
+    def is_block(self, multiline: bool) -> bool:
+        """A block may be suggested only on a line with nothing but indentation before the cursor."""
+        return multiline and not self.line_prefix.strip() and not self.line_suffix.strip()
+
+
+def _clean(text: str) -> str:
+    """Replace lone surrogates and other unencodable characters so tokenizers never fail."""
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _window_before(text: str, max_chars: int) -> str:
+    """The last `max_chars` characters of text, starting at a line start when cut."""
+    if len(text) <= max_chars:
+        return text
+    window = text[-max_chars:]
+    newline = window.find("\n")
+    return window[newline + 1:] if 0 <= newline < len(window) - 1 else window
+
+
+def fim_tokens(tokenizer: Any) -> tuple[str, str, str] | None:
+    """The tokenizer's fill-in-the-middle tokens (prefix, suffix, middle), if it has them."""
+    vocab = tokenizer.get_vocab()
+    return next((names for names in FIM_TOKEN_SETS if all(n in vocab for n in names)), None)
+
+
+def _encode(tokenizer: Any, text: str) -> list[int]:
+    return tokenizer(_clean(text), add_special_tokens=False)["input_ids"]
+
+
+def build_prompt(ctx: CompletionContext, tokenizer: Any, max_prompt_tokens: int) -> list[int]:
+    """Token ids for the model: the text before the cursor, or prefix+suffix where FIM exists."""
+    fim = fim_tokens(tokenizer)
+    prefix_budget = max_prompt_tokens if fim is None else max_prompt_tokens * 3 // 4
+    prefix = _encode(tokenizer, _window_before(ctx.before, prefix_budget * CHARS_PER_TOKEN))[-prefix_budget:]
+    if fim is None:
+        return prefix
+    suffix_budget = max_prompt_tokens - prefix_budget - 3
+    suffix = _encode(tokenizer, ctx.after[: suffix_budget * CHARS_PER_TOKEN])[:suffix_budget]
+    p, s, m = (tokenizer.convert_tokens_to_ids(name) for name in fim)
+    return [p, *prefix, s, *suffix, m]
+
+
+def _indent_width(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
+def cut_completion(text: str, ctx: CompletionContext, multiline: bool) -> tuple[str, bool]:
+    """Cut generated text where a suggestion should end; also say whether it has ended.
+
+    One line while the cursor line has code; on an empty line a block that stops at a
+    blank line, at a dedent below the cursor's indentation, or after MAX_BLOCK_LINES.
+    The stopping check during decoding and the final answer both come from here.
+    """
+    if not ctx.is_block(multiline):
+        newline = text.find("\n")
+        return (text, False) if newline < 0 else (text[:newline], True)
+    lines = text.split("\n")
+    min_indent = len(ctx.indentation)
+    kept = [lines[0]]
+    for index, line in enumerate(lines[1:], start=1):
+        complete = index < len(lines) - 1
+        if not line.strip():
+            if complete:  # a blank line ends the block
+                return "\n".join(kept), True
+            continue
+        if _indent_width(line) < min_indent:
+            return "\n".join(kept), True
+        if complete:
+            kept.append(line)
+            if len(kept) >= MAX_BLOCK_LINES:
+                return "\n".join(kept), True
+    if len(lines) > 1 and not lines[0].strip():
+        return "", True  # the model began with a blank line: nothing to add here
+    return "\n".join(kept + ([lines[-1]] if len(lines) > 1 and lines[-1].strip() else [])), False
+
+
+def _drop_repeated_suffix(text: str, line_suffix: str) -> str:
+    """Trim the end of a one-line suggestion that repeats what already follows the cursor."""
+    suffix = line_suffix.rstrip()
+    for size in range(len(suffix), 0, -1):
+        if text.endswith(suffix[:size]):
+            return text[: len(text) - size]
+    return text
+
+
+def _drop_repeated_lines(text: str, after: str) -> str:
+    """Cut a block where it starts repeating the next line of code already below the cursor."""
+    below = next((line.strip() for line in after.split("\n")[1:] if line.strip()), None)
+    if below is None:
+        return text
+    lines = text.split("\n")
+    for index, line in enumerate(lines):
+        if line.strip() == below:
+            return "\n".join(lines[:index])
+    return text
+
+
+def finish_completion(text: str, ctx: CompletionContext, multiline: bool) -> str:
+    """The suggestion to show for generated `text`: cut, de-duplicated, trailing space stripped."""
+    text, _ = cut_completion(text, ctx, multiline)
+    text = "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+    if ctx.is_block(multiline):
+        text = _drop_repeated_lines(text, ctx.after)
+    elif ctx.line_suffix.strip():
+        text = _drop_repeated_suffix(text, ctx.line_suffix).rstrip()
+    return text if text.strip() else ""
