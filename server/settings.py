@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 DEVICES = ("auto", "cpu", "cuda")
-RELOAD_FIELDS = ("model", "adapter", "device")
 
 
 @dataclass(frozen=True)
@@ -23,10 +22,6 @@ class Settings:
     max_prompt_tokens: int = 1024
     multiline: bool = True
     enable: bool = True
-
-    def needs_reload(self, other: "Settings") -> bool:
-        """Whether switching to `other` means loading another model."""
-        return any(getattr(self, f) != getattr(other, f) for f in RELOAD_FIELDS)
 
 
 _LIMITS = {"max_new_tokens": (1, 512), "max_prompt_tokens": (16, 32768)}

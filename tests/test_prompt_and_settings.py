@@ -1,0 +1,76 @@
+"""Prompt building, the suggestion rules a user expects, and settings parsing."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY_MODEL
+from ghostframe.server.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
+from ghostframe.server.settings import Settings, parse_settings
+
+
+def test_single_line_while_the_cursor_line_has_code():
+    ctx = CompletionContext("df = pd.read_csv(", ")\nprint(df)")
+    assert cut_completion("'a.csv')\nprint(1)", ctx, multiline=True) == ("'a.csv')", True)
+    assert cut_completion("'a.cs", ctx, multiline=True) == ("'a.cs", False)
+    # what already follows the cursor is not repeated
+    assert finish_completion("'a.csv')   \nmore", ctx, multiline=True) == "'a.csv'"
+
+
+def test_block_on_an_empty_line_stops_at_dedent_and_blank_line():
+    ctx = CompletionContext("def load(path):\n    ", "")
+    generated = "df = pd.read_csv(path)\n    df = df.dropna()\n    return df\n\nprint(load('x'))"
+    assert finish_completion(generated, ctx, multiline=True) == "df = pd.read_csv(path)\n    df = df.dropna()\n    return df"
+    dedent = "x = 1\n    y = 2\nz = 3\n"
+    assert cut_completion(dedent, ctx, multiline=True) == ("x = 1\n    y = 2", True)
+    assert cut_completion("x = 1\n    y", ctx, multiline=True)[1] is False
+    # multiline off: one line only
+    assert finish_completion(generated, ctx, multiline=False) == "df = pd.read_csv(path)"
+
+
+def test_block_stops_before_repeating_the_code_below():
+    ctx = CompletionContext("fig, ax = plt.subplots()\n", "\nplt.show()\n")
+    assert finish_completion("ax.plot(x, y)\nplt.show()\n", ctx, multiline=True) == "ax.plot(x, y)"
+
+
+def test_trailing_whitespace_and_blank_suggestions():
+    ctx = CompletionContext("x = df.", "")
+    assert finish_completion("head()   ", ctx, multiline=True) == "head()"
+    assert finish_completion("   \n", ctx, multiline=True) == ""
+    assert finish_completion("\nfoo", CompletionContext("    ", ""), multiline=True) == ""
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(TINY_MODEL)
+
+
+def test_prompt_keeps_the_last_tokens_before_the_cursor(tokenizer):
+    before = "".join(f"col_{i} = df['c{i}'].mean()\n" for i in range(400)) + "result = df."
+    ids = build_prompt(CompletionContext(before, ""), tokenizer, max_prompt_tokens=64)
+    assert len(ids) == 64
+    assert tokenizer.decode(ids).endswith("result = df.")
+    assert build_prompt(CompletionContext("x = 1", ""), tokenizer, 64) == tokenizer("x = 1")["input_ids"]
+
+
+def test_prompt_uses_fill_in_the_middle_when_the_tokenizer_has_it(tokenizer):
+    tokenizer.add_special_tokens({"additional_special_tokens": ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]})
+    ids = build_prompt(CompletionContext("total = df.", "\nprint(total)"), tokenizer, 64)
+    text = tokenizer.decode(ids)
+    assert text.startswith("<fim_prefix>total = df.<fim_suffix>")
+    assert text.endswith("print(total)<fim_middle>")
+
+
+def test_settings_camel_case_and_fallbacks():
+    settings, problems = parse_settings({"ghostframe": {"maxNewTokens": 16, "multiline": False, "device": "CPU",
+                                                        "unknownKey": 1}})
+    assert settings == Settings(max_new_tokens=16, multiline=False, device="cpu")
+    assert problems == []
+    settings, problems = parse_settings({"settings": {"ghostframe": {"maxPromptTokens": "lots", "enable": 0}}})
+    assert settings == Settings()
+    assert len(problems) == 2 and "ghostframe.maxPromptTokens" in problems[0]
+    # a missing key keeps the current value
+    current = Settings(max_new_tokens=20)
+    assert parse_settings({"multiline": False}, current)[0] == Settings(max_new_tokens=20, multiline=False)
