@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import sys
@@ -62,33 +63,64 @@ async def replay_through_server(args: argparse.Namespace, start: str, typed: str
     return seconds, documents, status
 
 
-def plain_generate(args: argparse.Namespace, documents: list[str]) -> tuple[list[float], list[int], int]:
-    """Plain greedy `generate` of max_new_tokens on the same prompts, no stopping rules."""
+def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
+    """Per-keystroke latency of plain `generate` (max_new_tokens, no stopping rule) and of the
+    engine's plain and fast paths (same stopping rules as the server), on the same prompts."""
     import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
 
+    from ghostframe.server.engine import CompletionEngine, SpeedOptions
     from ghostframe.server.model_loading import load_model
     from ghostframe.server.prompt import CompletionContext, build_prompt
     from ghostframe.server.settings import Settings
 
     loaded = load_model(args.model or None, args.adapter or None, args.device)
-    seconds, new_tokens = [], []
+    sync = torch.cuda.synchronize if loaded.device == "cuda" else (lambda: None)
+    budget = Settings().max_prompt_tokens
+    rows: dict[str, dict[str, list]] = {name: {"total": [], "first": [], "tokens": []}
+                                        for name in ("plain_generate", "engine_plain", "engine_fast")}
+
+    class FirstToken(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            if self.at is None:
+                sync()
+                self.at = time.perf_counter()
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    with torch.inference_mode():  # warm-up: first calls pay for allocation and kernel selection
+        warm = torch.tensor([build_prompt(CompletionContext(documents[0], ""), loaded.tokenizer, budget)],
+                            device=loaded.device)
+        loaded.model.generate(input_ids=warm, attention_mask=torch.ones_like(warm), max_new_tokens=4,
+                              do_sample=False, pad_token_id=loaded.tokenizer.pad_token_id)
     prompt_lengths = []
     for document in documents:
-        ids = build_prompt(CompletionContext(document, ""), loaded.tokenizer, Settings().max_prompt_tokens)
+        ids = build_prompt(CompletionContext(document, ""), loaded.tokenizer, budget)
         prompt_lengths.append(len(ids))
         input_ids = torch.tensor([ids], device=loaded.device)
-        if loaded.device == "cuda":
-            torch.cuda.synchronize()
+        first = FirstToken()
+        first.at = None
+        sync()
         started = time.perf_counter()
         with torch.inference_mode():
             out = loaded.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
                                         max_new_tokens=args.max_new_tokens, do_sample=False,
-                                        pad_token_id=loaded.tokenizer.pad_token_id)
-        if loaded.device == "cuda":
-            torch.cuda.synchronize()
-        seconds.append(time.perf_counter() - started)
-        new_tokens.append(out.shape[1] - len(ids))
-    return seconds, new_tokens, round(statistics.mean(prompt_lengths))
+                                        pad_token_id=loaded.tokenizer.pad_token_id,
+                                        stopping_criteria=StoppingCriteriaList([first]))
+        sync()
+        rows["plain_generate"]["total"].append(time.perf_counter() - started)
+        rows["plain_generate"]["first"].append(first.at - started)
+        rows["plain_generate"]["tokens"].append(out.shape[1] - len(ids))
+    for name, options in (("engine_plain", SpeedOptions(plain=True)), ("engine_fast", SpeedOptions())):
+        engine = CompletionEngine(loaded, options)
+        for document in documents:
+            done = engine.complete(CompletionContext(document, ""), args.max_new_tokens, budget, True, document="bench")
+            rows[name]["total"].append(done.seconds)
+            rows[name]["first"].append(done.first_token_seconds or done.seconds)
+            rows[name]["tokens"].append(done.new_tokens)
+    report = {name: {**summary(row["total"]), "first_token_p50_ms": summary(row["first"])["p50_ms"],
+                     "new_tokens_mean": round(statistics.mean(row["tokens"]), 1)} for name, row in rows.items()}
+    report["mean_prompt_tokens"] = round(statistics.mean(prompt_lengths))
+    return report
 
 
 async def latency(args: argparse.Namespace) -> int:
@@ -100,15 +132,15 @@ async def latency(args: argparse.Namespace) -> int:
     print(f"typing {len(typed)} characters at the end of {path.name}, a completion request after each ...",
           file=sys.stderr)
     server_seconds, documents, status = await replay_through_server(args, start, typed)
-    print("same prompts through plain model.generate ...", file=sys.stderr)
-    plain_seconds, plain_tokens, prompt_tokens = plain_generate(args, documents)
-    ours, plain = summary(server_seconds), summary(plain_seconds)
+    print("same prompts in-process: plain model.generate, the engine's plain and fast paths ...", file=sys.stderr)
+    rows = in_process(args, documents)
+    prompt_tokens = rows.pop("mean_prompt_tokens")
+    ours, plain = summary(server_seconds), rows["plain_generate"]
     report = {
         "device": status.get("device"), "model": status.get("model"), "adapter": status.get("adapter"),
-        "machine": f"{platform.machine()} {platform.processor() or ''}".strip(),
+        "machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores)".strip(),
         "keystrokes": len(typed), "max_new_tokens": args.max_new_tokens, "mean_prompt_tokens": prompt_tokens,
-        "ghostframe_server": ours, "plain_generate": plain,
-        "plain_generate_new_tokens_mean": round(statistics.mean(plain_tokens), 1),
+        "ghostframe_server": ours, **rows,
         "speedup_p50": round(plain["p50_ms"] / max(ours["p50_ms"], 1e-6), 2),
     }
     if report["device"] == "cuda":
@@ -118,11 +150,16 @@ async def latency(args: argparse.Namespace) -> int:
     print(f"\nghostframe bench latency — {report['model']} on {report['device']}"
           f"{' (' + report['gpu'] + ')' if 'gpu' in report else ''}, {len(typed)} keystrokes, "
           f"~{prompt_tokens} prompt tokens, max {args.max_new_tokens} new tokens")
-    print(f"{'path':<28}{'p50 ms':>10}{'p95 ms':>10}{'mean ms':>10}")
-    for name, row in (("ghostframe server (LSP)", ours), ("plain model.generate", plain)):
-        print(f"{name:<28}{row['p50_ms']:>10}{row['p95_ms']:>10}{row['mean_ms']:>10}")
-    print(f"speed-up at p50: {report['speedup_p50']}x (plain generate made "
-          f"{report['plain_generate_new_tokens_mean']} tokens on average)")
+    print(f"{'path':<44}{'p50 ms':>9}{'p95 ms':>9}{'TTFT p50':>10}{'tokens':>8}")
+    table = (("ghostframe server, over LSP (end to end)", ours),
+             ("plain model.generate", plain),
+             ("engine, plain path (generate + stop rules)", rows["engine_plain"]),
+             ("engine, fast path (cache, lookup, typed)", rows["engine_fast"]))
+    for name, row in table:
+        print(f"{name:<44}{row['p50_ms']:>9}{row['p95_ms']:>9}{row.get('first_token_p50_ms', '-'):>10}"
+              f"{row.get('new_tokens_mean', '-'):>8}")
+    print(f"speed-up at p50, server vs plain generate: {report['speedup_p50']}x; "
+          f"engine fast vs engine plain: {round(rows['engine_plain']['p50_ms'] / max(rows['engine_fast']['p50_ms'], 1e-6), 2)}x")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

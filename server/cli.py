@@ -19,6 +19,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2087)
     parser.add_argument("--log-level", default=os.environ.get("GHOSTFRAME_LOG_LEVEL", "INFO"))
+    parser.add_argument("--plain", action="store_true", help="decode with plain model.generate (no speed-ups)")
+    parser.add_argument("--no-prefix-cache", action="store_true", help="do not reuse KV caches across keystrokes")
+    parser.add_argument("--no-prompt-lookup", action="store_true", help="do not draft tokens from the document")
+    parser.add_argument("--no-typed-through", action="store_true", help="always run the model, even when the "
+                        "user typed what the last suggestion began with")
     parser.add_argument("--version", action="version", version=f"ghostframe {__version__}")
     return parser.parse_args(argv)
 
@@ -42,10 +47,13 @@ def main(argv=None) -> None:
     sys.stdout = sys.stderr
     quiet_libraries()
 
+    from ghostframe.server.engine import SpeedOptions
     from ghostframe.server.server import create_server
     from ghostframe.server.settings import Settings
 
-    ls = create_server(Settings(model=args.model, adapter=args.adapter, device=args.device))
+    speed = SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache,
+                         prompt_lookup=not args.no_prompt_lookup, typed_through=not args.no_typed_through)
+    ls = create_server(Settings(model=args.model, adapter=args.adapter, device=args.device), speed)
     if args.tcp:
         ls.start_tcp(args.host, args.port)
     else:

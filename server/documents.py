@@ -7,6 +7,8 @@ with a message the editor can show.
 
 from __future__ import annotations
 
+from urllib.parse import unquote
+
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import Workspace
@@ -17,7 +19,7 @@ CELL_SEPARATOR = "\n\n"
 
 
 def _split_at(workspace: Workspace, uri: str, position: types.Position) -> tuple[str, str]:
-    if uri not in workspace.text_documents:
+    if unquote(uri) not in workspace.text_documents:  # pygls keys documents by their unquoted URI
         raise JsonRpcInvalidParams(f"Unknown document {uri}: send textDocument/didOpen before asking for completions.")
     document = workspace.get_text_document(uri)
     lines = document.lines
@@ -44,9 +46,9 @@ def context_at(workspace: Workspace, uri: str, position: types.Position) -> Comp
     if notebook is not None:
         above = []
         for cell in notebook.cells:
-            if cell.document == uri:
+            if unquote(cell.document) == unquote(uri):
                 break
-            if cell.kind == types.NotebookCellKind.Code and cell.document in workspace.text_documents:
+            if cell.kind == types.NotebookCellKind.Code and unquote(cell.document) in workspace.text_documents:
                 above.append(workspace.get_text_document(cell.document).source.rstrip())
         before = CELL_SEPARATOR.join([*filter(None, above), before]) if above else before
     return CompletionContext(before=before, after=after)

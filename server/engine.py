@@ -1,4 +1,10 @@
-"""Run the model for one completion: prompt in, finished suggestion out, cancellable per token."""
+"""Run the model for one completion: prompt in, finished suggestion out, cancellable per token.
+
+Two paths give the same greedy text: `plain` is transformers' `generate`, the reference;
+the fast path (default) reuses each document's KV cache across keystrokes, drafts tokens
+from the document itself (prompt lookup), and answers at once when the user types what
+the previous suggestion began with. Each speed-up can be switched off.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,18 @@ import threading
 import time
 from dataclasses import dataclass
 
+from ghostframe.server.decoding import greedy_decode
 from ghostframe.server.model_loading import LoadedModel
+from ghostframe.server.prefix_cache import PrefixCache
 from ghostframe.server.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    plain: bool = False          # use model.generate and nothing else (the reference path)
+    prefix_cache: bool = True    # reuse the document's KV cache from the last request
+    prompt_lookup: bool = True   # draft tokens from n-grams already in the context
+    typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
 
 
 @dataclass
@@ -17,69 +33,104 @@ class Completion:
     new_tokens: int
     seconds: float
     cancelled: bool = False
+    first_token_seconds: float | None = None
+    reused_tokens: int = 0       # prompt tokens whose KV came from the document's cache
+    typed_through: bool = False  # answered from the previous suggestion, without the model
 
 
-class _StopWhenDone:
-    """Stopping criterion: the suggestion has ended (per `cut_completion`) or the request was cancelled.
+@dataclass
+class _Shown:
+    """The last suggestion shown for a document, for typed-through reuse."""
 
-    Called once per decode step, so a cancellation takes effect within one token.
-    """
-
-    def __init__(self, engine: "CompletionEngine", ctx: CompletionContext, multiline: bool,
-                 prompt_length: int, cancel: threading.Event):
-        self.engine, self.ctx, self.multiline = engine, ctx, multiline
-        self.prompt_length, self.cancel = prompt_length, cancel
-
-    def __call__(self, input_ids, scores, **kwargs):
-        import torch
-
-        if self.cancel.is_set():
-            done = True
-        else:
-            text = self.engine.decode(input_ids[0, self.prompt_length:].tolist())
-            done = cut_completion(text, self.ctx, self.multiline)[1]
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+    before: str
+    after: str
+    text: str
 
 
 class CompletionEngine:
     """Greedy completion with a loaded model. Not thread-safe: call it from one worker thread."""
 
-    def __init__(self, loaded: LoadedModel):
+    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(), max_cached_documents: int = 4):
         self.loaded = loaded
+        self.options = options
+        self.prefix_cache = PrefixCache(max_cached_documents)
+        self._shown: dict[str, _Shown] = {}
 
     def decode(self, ids: list[int]) -> str:
         return self.loaded.tokenizer.decode(ids, skip_special_tokens=True)
 
-    def prompt_ids(self, ctx: CompletionContext, max_prompt_tokens: int) -> list[int]:
-        return build_prompt(ctx, self.loaded.tokenizer, max_prompt_tokens)
+    def forget(self, document: str) -> None:
+        """Drop what is kept for a closed document."""
+        self.prefix_cache.evict(document)
+        self._shown.pop(document, None)
+
+    def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
+        shown = self._shown.get(document) if document and self.options.typed_through else None
+        if shown is None or shown.after != ctx.after or not ctx.before.startswith(shown.before):
+            return None
+        typed = ctx.before[len(shown.before):]
+        if typed and "\n" not in typed and shown.text.startswith(typed) and len(shown.text) > len(typed):
+            return shown.text[len(typed):]
+        return None
 
     def complete(self, ctx: CompletionContext, max_new_tokens: int, max_prompt_tokens: int,
-                 multiline: bool, cancel: threading.Event | None = None) -> Completion:
-        """The suggestion at `ctx`, or an empty one if cancelled before or during decoding."""
-        import torch
-        from transformers import StoppingCriteriaList
-
+                 multiline: bool, cancel: threading.Event | None = None, document: str | None = None) -> Completion:
+        """The suggestion at `ctx`; empty if cancelled. `document` keys the per-document reuse."""
         cancel = cancel or threading.Event()
         start = time.perf_counter()
-        ids = self.prompt_ids(ctx, max_prompt_tokens)
+        if (rest := self._typed_through(ctx, document)) is not None:
+            self._shown[document] = _Shown(ctx.before, ctx.after, rest)
+            return Completion(rest, 0, 0, time.perf_counter() - start, typed_through=True)
+        ids = build_prompt(ctx, self.loaded.tokenizer, max_prompt_tokens)
         if cancel.is_set() or not ids:
             return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
-        model = self.loaded.model
-        input_ids = torch.tensor([ids], device=self.loaded.device)
-        stop = _StopWhenDone(self, ctx, multiline, len(ids), cancel)
-        with torch.inference_mode():
-            output = model.generate(
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=max_new_tokens,
-                do_sample=False,
-                eos_token_id=self.loaded.stop_token_ids or None,
-                pad_token_id=self.loaded.tokenizer.pad_token_id,
-                stopping_criteria=StoppingCriteriaList([stop]),
-            )
-        new = output[0, len(ids):].tolist()
-        new = [t for t in new if t not in self.loaded.stop_token_ids]
+        stop_ids = set(self.loaded.stop_token_ids)
+        first_token: list[float] = []
+
+        def should_stop(new: list[int]) -> bool:
+            if not first_token:
+                first_token.append(time.perf_counter() - start)
+            return cancel.is_set() or new[-1] in stop_ids or cut_completion(self.decode(new), ctx, multiline)[1]
+
+        if self.options.plain:
+            new, reused = self._generate(ids, max_new_tokens, should_stop), 0
+        else:
+            new, reused = self._fast(ids, max_new_tokens, should_stop, document)
+        new = [t for t in new if t not in stop_ids]
+        seconds = time.perf_counter() - start
         if cancel.is_set():
-            return Completion("", len(ids), len(new), time.perf_counter() - start, cancelled=True)
+            return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused)
         text = finish_completion(self.decode(new), ctx, multiline)
-        return Completion(text, len(ids), len(new), time.perf_counter() - start)
+        if document:
+            self._shown[document] = _Shown(ctx.before, ctx.after, text)
+        return Completion(text, len(ids), len(new), seconds, first_token_seconds=first_token[0], reused_tokens=reused)
+
+    def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
+        use_cache = self.options.prefix_cache and document is not None
+        cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
+        new, cache, held = greedy_decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
+                                         prompt_lookup=self.options.prompt_lookup)
+        if use_cache:
+            self.prefix_cache.put(document, held, cache)
+        return new, reused
+
+    def _generate(self, ids, max_new_tokens, should_stop) -> list[int]:
+        """The reference: transformers' generate with the same stopping rule."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        prompt_length = len(ids)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                done = should_stop(input_ids[0, prompt_length:].tolist())
+                return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+        input_ids = torch.tensor([ids], device=self.loaded.device)
+        with torch.inference_mode():
+            output = self.loaded.model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                do_sample=False, eos_token_id=self.loaded.stop_token_ids or None,
+                pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=StoppingCriteriaList([_Stop()]),
+            )
+        return output[0, prompt_length:].tolist()

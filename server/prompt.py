@@ -9,9 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Characters of context fetched per prompt token before tokenizing (code is ~3 chars/token);
-# anchoring the window at a line start keeps the prompt stable while the user types.
+# Characters of context fetched per prompt token before tokenizing (code is ~3 chars/token).
 CHARS_PER_TOKEN = 4
+# When context must be cut, the cut moves in steps (and starts at a line), so that while
+# the user types, consecutive prompts share their first tokens and the KV cache is reused.
+WINDOW_STEP_CHARS = 512
+TRUNCATE_STEPS_PER_BUDGET = 8
 MAX_BLOCK_LINES = 12
 FIM_TOKEN_SETS = (
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
@@ -50,12 +53,21 @@ def _clean(text: str) -> str:
 
 
 def _window_before(text: str, max_chars: int) -> str:
-    """The last `max_chars` characters of text, starting at a line start when cut."""
+    """At most the last `max_chars` characters of text, cut at a step boundary, then at a line start."""
     if len(text) <= max_chars:
         return text
-    window = text[-max_chars:]
-    newline = window.find("\n")
-    return window[newline + 1:] if 0 <= newline < len(window) - 1 else window
+    start = -(-(len(text) - max_chars) // WINDOW_STEP_CHARS) * WINDOW_STEP_CHARS
+    newline = text.find("\n", start)
+    return text[newline + 1:] if 0 <= newline < len(text) - 1 else text[start:]
+
+
+def _keep_last(ids: list[int], budget: int) -> list[int]:
+    """At most `budget` tokens from the end, dropping the excess from the front in steps."""
+    excess = len(ids) - budget
+    if excess <= 0:
+        return ids
+    step = max(1, budget // TRUNCATE_STEPS_PER_BUDGET)
+    return ids[-(-excess // step) * step:]
 
 
 def fim_tokens(tokenizer: Any) -> tuple[str, str, str] | None:
@@ -72,7 +84,7 @@ def build_prompt(ctx: CompletionContext, tokenizer: Any, max_prompt_tokens: int)
     """Token ids for the model: the text before the cursor, or prefix+suffix where FIM exists."""
     fim = fim_tokens(tokenizer)
     prefix_budget = max_prompt_tokens if fim is None else max_prompt_tokens * 3 // 4
-    prefix = _encode(tokenizer, _window_before(ctx.before, prefix_budget * CHARS_PER_TOKEN))[-prefix_budget:]
+    prefix = _keep_last(_encode(tokenizer, _window_before(ctx.before, prefix_budget * CHARS_PER_TOKEN)), prefix_budget)
     if fim is None:
         return prefix
     suffix_budget = max_prompt_tokens - prefix_budget - 3

@@ -15,7 +15,7 @@ from pygls.lsp.server import LanguageServer
 
 from ghostframe.server import __version__
 from ghostframe.server.documents import context_at
-from ghostframe.server.engine import CompletionEngine
+from ghostframe.server.engine import CompletionEngine, SpeedOptions
 from ghostframe.server.model_loading import ModelLoadError, load_model
 from ghostframe.server.settings import Settings, parse_settings
 
@@ -47,7 +47,7 @@ class GhostframeServer(LanguageServer):
     used from two threads and the event loop keeps answering while it runs.
     """
 
-    def __init__(self, defaults: Settings = Settings()):
+    def __init__(self, defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions()):
         super().__init__(
             "ghostframe",
             __version__,
@@ -61,6 +61,7 @@ class GhostframeServer(LanguageServer):
             ),
         )
         self.defaults = defaults
+        self.speed = speed
         self.settings = defaults
         self.engine: CompletionEngine | None = None
         self.status = Status()
@@ -145,7 +146,7 @@ class GhostframeServer(LanguageServer):
             self.announce(state="error", error=error, message=error)
             self.tell(f"ghostframe could not load its model: {error}", types.MessageType.Error)
             return
-        self.engine = CompletionEngine(loaded)
+        self.engine = CompletionEngine(loaded, self.speed)
         seconds = time.perf_counter() - started
         self._end_progress(token, f"ready in {seconds:.1f}s")
         self.announce(state="ready" if self.settings.enable else "disabled", ready=True,
@@ -190,7 +191,7 @@ class GhostframeServer(LanguageServer):
         try:
             completion = await loop.run_in_executor(
                 self.model_worker, engine.complete, ctx, settings.max_new_tokens,
-                settings.max_prompt_tokens, settings.multiline, cancel,
+                settings.max_prompt_tokens, settings.multiline, cancel, uri,
             )
         except asyncio.CancelledError:
             cancel.set()  # $/cancelRequest: stop decoding at the next token
@@ -201,19 +202,23 @@ class GhostframeServer(LanguageServer):
         if completion.cancelled:
             return ""
         self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
-        log.debug("completion %r in %.0f ms (%d prompt, %d new tokens)", completion.text,
-                  completion.seconds * 1000, completion.prompt_tokens, completion.new_tokens)
+        log.debug("completion %r in %.0f ms (%d prompt tokens, %d reused, %d new%s)", completion.text,
+                  completion.seconds * 1000, completion.prompt_tokens, completion.reused_tokens,
+                  completion.new_tokens, ", typed through" if completion.typed_through else "")
         return completion.text
 
     def forget(self, uri: str) -> None:
+        """A closed document: stop its generation and free what the engine keeps for it."""
         if (pending := self.in_flight.pop(uri, None)) is not None:
             pending.set()
+        if self.engine is not None:
+            self.model_worker.submit(self.engine.forget, uri)
 
 
 
-def create_server(defaults: Settings = Settings()) -> GhostframeServer:
+def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions()) -> GhostframeServer:
     """A fresh server with every handler registered (one per process; tests start processes)."""
-    ls = GhostframeServer(defaults)
+    ls = GhostframeServer(defaults, speed)
 
     @ls.feature(types.INITIALIZE)
     def on_initialize(ls: GhostframeServer, params: types.InitializeParams):

@@ -53,7 +53,8 @@ async def test_inline_completion_after_incremental_change(client, tiny_engine):
 async def test_notebook_cell_sees_cells_above(client, tiny_engine):
     notebook_uri = "file:///work/explore.ipynb"
     cells = ["import pandas as pd\ndf = pd.read_csv('x.csv')", "# notes", "summary = df."]
-    cell_uris = [f"vscode-notebook-cell:/work/explore.ipynb#cell{i}" for i in range(3)]
+    # VS Code's cell URIs carry a %-encoded fragment
+    cell_uris = [f"vscode-notebook-cell:/work/explore.ipynb#W{i}sZmlsZQ%3D%3D" for i in range(3)]
     kinds = [types.NotebookCellKind.Code, types.NotebookCellKind.Markup, types.NotebookCellKind.Code]
     client.notebook_document_did_open(types.DidOpenNotebookDocumentParams(
         notebook_document=types.NotebookDocument(

@@ -136,8 +136,10 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, tiny, repo, 
     assert "Stopped at step 6 of 12" in err and "--resume" in err
     assert checkpoint_dirs(out / "work" / "checkpoints")[-1].name == "step-00000006"
     monkeypatch.delenv(FAULT_ENV)
-    assert main(train_args(repo, tiny, out, 12, "--resume")) == 0
+    assert main(["--output", str(out), "--resume", "--quiet"]) == 0  # the command it printed
     assert "resumed from" in capsys.readouterr().err
+    meta = json.loads((out / ADAPTER_METADATA).read_text())
+    assert meta["metrics"]["steps"] == 12 and meta["config"]["context_length"] == 64
     assert (out / "adapter_model.safetensors").is_file()
 
 
@@ -256,3 +258,17 @@ def test_two_processes_with_distributed_data_parallel_on_cpu(tmp_path, tiny, rep
     meta = json.loads((out / ADAPTER_METADATA).read_text())
     assert meta["resolved"]["num_processes"] == 2
     assert (out / "adapter_model.safetensors").is_file()
+
+
+def test_first_ctrl_c_asks_to_stop_and_the_second_aborts():
+    import signal
+
+    from ghostframe.trainer.training import StopRequest
+
+    messages = []
+    with StopRequest(messages.append) as stop:
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.requested and "saving a checkpoint" in messages[0]
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -1,0 +1,74 @@
+"""Every speed-up gives the plain path's greedy output, and actually engages."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import TINY_MODEL
+from ghostframe.server.decoding import draft_from_context
+from ghostframe.server.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.prefix_cache import PrefixCache
+from ghostframe.server.prompt import CompletionContext
+from ghostframe.server.terminal_cli import example_path
+
+
+@pytest.fixture(scope="module")
+def loaded():
+    from ghostframe.server.model_loading import load_model
+
+    return load_model(str(TINY_MODEL), device="cpu")
+
+
+def typing_states(keystrokes: int = 12) -> list[CompletionContext]:
+    text = example_path().read_text().rstrip()
+    return [CompletionContext(text[:i], "\n") for i in range(len(text) - keystrokes, len(text) + 1)]
+
+
+@pytest.mark.parametrize("options", [
+    SpeedOptions(typed_through=False),
+    SpeedOptions(typed_through=False, prefix_cache=False),
+    SpeedOptions(typed_through=False, prompt_lookup=False),
+], ids=["cache+lookup", "lookup-only", "cache-only"])
+def test_fast_paths_equal_plain_generate(loaded, options):
+    plain = CompletionEngine(loaded, SpeedOptions(plain=True))
+    fast = CompletionEngine(loaded, options)
+    reused = []
+    for ctx in typing_states():
+        for max_new in (6, 40):
+            want = plain.complete(ctx, max_new, 256, True)
+            got = fast.complete(ctx, max_new, 256, True, document="file:///doc.py")
+            assert got.text == want.text and got.new_tokens == want.new_tokens
+            reused.append(got.reused_tokens)
+    if options.prefix_cache:
+        assert sum(r > 0 for r in reused) >= len(reused) - 1  # all but the very first request reuse
+    else:
+        assert not any(reused)
+
+
+def test_typed_through_answers_without_the_model(loaded):
+    engine = CompletionEngine(loaded)
+    ctx = CompletionContext("score = model.score(", "")
+    first = engine.complete(ctx, 12, 256, True, document="d")
+    assert len(first.text) > 2 and first.new_tokens > 0
+    typed = first.text[:2]
+    again = engine.complete(CompletionContext(ctx.before + typed, ""), 12, 256, True, document="d")
+    assert again.typed_through and again.new_tokens == 0 and again.text == first.text[2:]
+    other = "#" if first.text[2] != "#" else "@"
+    diverged = engine.complete(CompletionContext(ctx.before + typed + other, ""), 12, 256, True, document="d")
+    assert not diverged.typed_through and diverged.new_tokens > 0
+
+
+def test_prefix_cache_is_bounded_and_forgets_closed_documents(loaded):
+    engine = CompletionEngine(loaded, max_cached_documents=2)
+    for name in ("a", "b", "c"):
+        engine.complete(CompletionContext(f"{name} = df.", ""), 4, 256, True, document=name)
+    assert len(engine.prefix_cache) == 2
+    engine.forget("c")
+    assert len(engine.prefix_cache) == 1
+
+
+def test_draft_copies_what_followed_the_last_ngram():
+    assert draft_from_context([1, 2, 3, 4, 5, 9, 2, 3], max_ngram=2, max_draft=3) == [4, 5, 9]
+    assert draft_from_context([7, 8, 9]) == []
+    cache = PrefixCache(1)
+    assert cache.take("x", [1, 2, 3]) == (None, 0)
