@@ -13,7 +13,13 @@ export default tseslint.config(
     rules: {
       eqeqeq: 'error',
       'no-console': ['error', { allow: ['log', 'error', 'warn'] }],
-      '@typescript-eslint/no-floating-promises': 'off',
+    },
+  },
+  {
+    // The e2e runner is Node code that also ships functions into the page.
+    files: ['e2e/**/*.mjs', 'scripts/**/*.mjs', 'test/**/*.mjs'],
+    languageOptions: {
+      globals: { fetch: 'readonly', window: 'readonly', document: 'readonly', performance: 'readonly', MutationObserver: 'readonly' },
     },
   },
 );

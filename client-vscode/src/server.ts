@@ -18,9 +18,9 @@ import {
   ErrorAction,
   LanguageClient,
   LanguageClientOptions,
+  RevealOutputChannelOn,
   ServerOptions,
   State,
-  TransportKind,
 } from 'vscode-languageclient/node';
 import { waitUnlessCancelled } from './debounce';
 import { checkImportable, Interpreter, pipInstallCommand, resolveInterpreter, Runner, serverCommand } from './interpreter';
@@ -143,13 +143,22 @@ export class ServerManager implements vscode.Disposable {
     const serverOptions: ServerOptions = {
       command,
       args,
-      transport: TransportKind.stdio,
-      options: { env: { ...process.env, PYTHONUNBUFFERED: '1' } },
+      // No `transport`: TransportKind.stdio would append `--stdio`, which the server does not take.
+      options: {
+        env: {
+          ...process.env,
+          PYTHONUNBUFFERED: '1',
+          GHOSTFRAME_LOG_LEVEL: process.env.GHOSTFRAME_LOG_LEVEL ?? settings.serverLogLevel(this.log.logLevel),
+        },
+      },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: DOCUMENT_SELECTOR,
       outputChannel: this.log,
       traceOutputChannel: this.log,
+      // A failed completion request must not pop up a notification while the user types;
+      // it goes to the log, and real trouble shows in the status bar.
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
       initializationOptions: () => settings.initializationOptions(currentServerSettings()),
       errorHandler: {
         error: (_error, _message, count) => ({ action: (count ?? 0) <= 3 ? ErrorAction.Continue : ErrorAction.Shutdown }),
@@ -176,7 +185,7 @@ export class ServerManager implements vscode.Disposable {
     const client = new LanguageClient('ghostframe', 'ghostframe', serverOptions, clientOptions);
     client.onNotification('ghostframe/status', (params: ServerStatus) => {
       this.log.info(`server status: ${JSON.stringify(params)}`);
-      if (params.state === 'ready' && !config().get<boolean>('enable', true)) {
+      if (params.state !== 'error' && !config().get<boolean>('enable', true)) {
         this.status.set({ kind: 'disabled' });
       } else {
         this.status.set({ kind: 'server', status: params });
@@ -254,11 +263,11 @@ export class ServerManager implements vscode.Disposable {
     if (!this.client?.isRunning()) return;
     try {
       const st = (await this.client.sendRequest('workspace/executeCommand', { command: 'ghostframe.status', arguments: [] })) as {
-        model?: string; device?: string; adapter?: string | null; ready?: boolean; error?: string | null;
+        model?: string; device?: string; adapter?: string | null; ready?: boolean; error?: string | null; lastLatencyMs?: number | null;
       } | null;
       if (!st) return;
       const state = st.error ? 'error' : st.ready ? 'ready' : 'loading';
-      this.status.set({ kind: 'server', status: { state, model: st.model, device: st.device, adapter: st.adapter, message: st.error ?? undefined } });
+      this.status.set({ kind: 'server', status: { state, model: st.model, device: st.device, adapter: st.adapter, message: st.error ?? undefined, lastLatencyMs: st.lastLatencyMs } });
     } catch (err) {
       this.log.warn(`ghostframe.status failed: ${String(err)}`);
     }

@@ -104,3 +104,16 @@ export function expandVariables(p: string, home: string, workspaceFolder: string
   if (out.startsWith('~/') || out.startsWith('~\\')) return home + out.slice(1);
   return out;
 }
+
+/**
+ * Python log level for the server (`GHOSTFRAME_LOG_LEVEL`), from the log
+ * channel's level (vscode.LogLevel: 0 Off, 1 Trace, 2 Debug, 3 Info, 4 Warning, 5 Error).
+ * One step quieter than the channel: the server's INFO includes every LSP
+ * message, and the client logs all server stderr as errors.
+ */
+export function serverLogLevel(channelLevel: number): string {
+  if (channelLevel === 1) return 'DEBUG';
+  if (channelLevel === 2) return 'INFO';
+  if (channelLevel === 5 || channelLevel === 0) return 'ERROR';
+  return 'WARNING';
+}

@@ -5,11 +5,14 @@
 
 /** Params of the server's `ghostframe/status` notification. */
 export interface ServerStatus {
-  state: 'loading' | 'ready' | 'error';
+  /** 'disabled': the server got `enable: false` (it says so, though the contract names only the first three). */
+  state: 'loading' | 'ready' | 'error' | 'disabled';
   model?: string;
   device?: string;
   adapter?: string | null;
   message?: string;
+  /** Time the last completion took in the server, when it reports it. */
+  lastLatencyMs?: number | null;
 }
 
 /** Client-side states the server cannot report itself. */
@@ -42,6 +45,7 @@ export function statusView(state: ClientState): StatusView {
       return { text: '$(error) ghostframe', tooltip: `ghostframe: ${state.message}`, error: true };
     case 'server': {
       const s = state.status;
+      if (s.state === 'disabled') return statusView({ kind: 'disabled' });
       const model = shortName(s.model || 'default model');
       if (s.state === 'loading') {
         const msg = s.message ? `: ${s.message}` : '';
@@ -53,7 +57,8 @@ export function statusView(state: ClientState): StatusView {
       const parts = [model, s.device || '?'];
       if (s.adapter) parts.push(shortName(s.adapter));
       const summary = parts.join(' · ');
-      return { text: `$(sparkle) ${summary}`, tooltip: `ghostframe ready: ${summary}`, error: false };
+      const latency = typeof s.lastLatencyMs === 'number' ? ` (last completion ${Math.round(s.lastLatencyMs)} ms)` : '';
+      return { text: `$(sparkle) ${summary}`, tooltip: `ghostframe ready: ${summary}${latency} · click for options`, error: false };
     }
   }
 }

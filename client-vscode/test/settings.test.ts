@@ -7,6 +7,7 @@ import {
   expandVariables,
   initializationOptions,
   needsRestart,
+  serverLogLevel,
   toServerSettings,
 } from '../src/settings';
 
@@ -80,4 +81,12 @@ test('debounce default and clamping', () => {
 test('only the interpreter needs a server restart', () => {
   assert.equal(needsRestart('server.pythonPath'), true);
   assert.equal(needsRestart('model'), false);
+});
+
+test('server log level is one step quieter than the log channel', () => {
+  assert.equal(serverLogLevel(1), 'DEBUG');
+  assert.equal(serverLogLevel(2), 'INFO');
+  assert.equal(serverLogLevel(3), 'WARNING');
+  assert.equal(serverLogLevel(4), 'WARNING');
+  assert.equal(serverLogLevel(5), 'ERROR');
 });

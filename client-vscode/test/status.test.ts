@@ -9,6 +9,11 @@ test('ready shows model · device · adapter', () => {
   assert.equal(v.error, false);
 });
 
+test('ready tooltip reports the last completion time', () => {
+  const v = statusView({ kind: 'server', status: { state: 'ready', model: 'm', device: 'cpu', lastLatencyMs: 412.6 } });
+  assert.match(v.tooltip, /last completion 413 ms/);
+});
+
 test('ready without adapter omits it', () => {
   const v = statusView({ kind: 'server', status: { state: 'ready', model: 'tiny', device: 'cuda', adapter: null } });
   assert.equal(v.text, '$(sparkle) tiny · cuda');
@@ -17,6 +22,10 @@ test('ready without adapter omits it', () => {
 test('loading shows the server progress message', () => {
   const v = statusView({ kind: 'server', status: { state: 'loading', model: 'm', message: '40%' } });
   assert.match(v.text, /loading~spin.*40%/);
+});
+
+test('a server that reports itself disabled shows as off', () => {
+  assert.deepEqual(statusView({ kind: 'server', status: { state: 'disabled', model: 'm', device: 'cpu' } }), statusView({ kind: 'disabled' }));
 });
 
 test('errors are flagged', () => {
