@@ -113,16 +113,16 @@ class GhostframeServer(LanguageServer):
     # --- model loading -------------------------------------------------------------------
 
     def start_loading(self) -> None:
-        asyncio.ensure_future(self._load())
-
-    async def _load(self) -> None:
-        """Load the model in the background, reporting work-done progress to the editor."""
+        """Drop the current model now (requests answer empty at once) and load in the background."""
         self._load_serial += 1
-        serial = self._load_serial
         model, adapter, device = self._model_request(self.settings)
         self.engine = None
         self.announce(state="loading", ready=False, error=None, model=model or "default",
                       adapter=adapter or None, device=device, message="loading model")
+        asyncio.ensure_future(self._load(self._load_serial, model, adapter, device))
+
+    async def _load(self, serial: int, model: str, adapter: str, device: str) -> None:
+        """Load the model, reporting work-done progress to the editor."""
         loop = asyncio.get_running_loop()
         token = await self._begin_progress("ghostframe: loading model")
 

@@ -19,7 +19,7 @@ def loaded():
     return load_model(str(TINY_MODEL), device="cpu")
 
 
-def typing_states(keystrokes: int = 12) -> list[CompletionContext]:
+def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
     text = example_path().read_text().rstrip()
     return [CompletionContext(text[:i], "\n") for i in range(len(text) - keystrokes, len(text) + 1)]
 
@@ -34,7 +34,7 @@ def test_fast_paths_equal_plain_generate(loaded, options):
     fast = CompletionEngine(loaded, options)
     reused = []
     for ctx in typing_states():
-        for max_new in (6, 40):
+        for max_new in (6, 24):
             want = plain.complete(ctx, max_new, 256, True)
             got = fast.complete(ctx, max_new, 256, True, document="file:///doc.py")
             assert got.text == want.text and got.new_tokens == want.new_tokens

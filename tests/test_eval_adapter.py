@@ -88,7 +88,7 @@ def evaluated(tmp_path_factory):
     adapter = memorising_adapter(TINY_MODEL, MEMORISED, root / "memorised")
     out = root / "out"
     code = main([str(repo), "--model", str(TINY_MODEL), "--adapter", str(adapter), "--output", str(out),
-                 "--device", "cpu", "--per-file", "6", "--max-new-tokens", "32", "--quiet"])
+                 "--device", "cpu", "--per-file", "6", "--max-new-tokens", "32", "--threads", "1", "--quiet"])
     assert code == 0
     return repo, adapter, out, memorised, json.loads((out / "results.json").read_text())
 
@@ -137,3 +137,15 @@ def test_errors_are_explained(tmp_path, capsys):
     assert "No case to evaluate" in err and "no_keyword 1" in err
     assert main(["--output", str(tmp_path / "o"), "--quiet"]) == 1
     assert "give source FOLDERS" in capsys.readouterr().err
+
+
+def test_results_made_separately_on_the_same_cases_merge(evaluated, tmp_path):
+    _, _, out, _, results = evaluated
+    assert main(["--merge", str(out / "results.json"), "--merge", str(out / "results.json"),
+                 "--output", str(tmp_path / "merged")]) == 0
+    merged = json.loads((tmp_path / "merged" / "results.json").read_text())
+    assert [s["label"] for s in merged["systems"]] == ["tiny", "memorised", "tiny'", "memorised'"]
+    other = dict(results, cases=results["cases"][:2])
+    (tmp_path / "other.json").write_text(json.dumps(other))
+    assert main(["--merge", str(out / "results.json"), "--merge", str(tmp_path / "other.json"),
+                 "--output", str(tmp_path / "bad")]) == 1

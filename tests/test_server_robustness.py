@@ -23,6 +23,18 @@ async def still_serves(client) -> None:
     assert len(await inline(client, uri, *CURSOR)) == 1
 
 
+async def test_requests_while_loading_return_empty_at_once(client):
+    uri = "file:///work/loading.py"
+    open_document(client, uri, SOURCE)
+    await client.workspace_execute_command_async(types.ExecuteCommandParams(command="ghostframe.reloadModel"))
+    assert (await status(client))["state"] == "loading"
+    started = time.perf_counter()
+    assert await inline(client, uri, *CURSOR) == []
+    assert time.perf_counter() - started < 1.0
+    await wait_until(client)
+    assert len(await inline(client, uri, *CURSOR)) == 1
+
+
 async def test_position_beyond_the_document_is_a_clear_error(client):
     uri = "file:///work/short.py"
     open_document(client, uri, SOURCE)
