@@ -1,0 +1,5 @@
+"""`python -m ghostframe.trainer` is `ghostframe-train`."""
+
+from ghostframe.trainer.cli import main
+
+raise SystemExit(main())

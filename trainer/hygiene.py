@@ -1,0 +1,61 @@
+"""Which files are worth training on: the data-science filter and the junk detectors.
+
+The filter is the Hugging Face course's (chapter 7.6): keep a file when any keyword
+appears anywhere in it, as plain substrings, which is crude but cheap and is what the
+codeparrot-ds data set was built with.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable
+
+DEFAULT_KEYWORDS: tuple[str, ...] = ("pandas", "sklearn", "matplotlib", "seaborn")
+DEFAULT_MAX_FILE_BYTES = 1_000_000
+
+# Generated or minified code, with codeparrot's cleaning thresholds.
+MAX_LINE_LENGTH = 1000
+MAX_MEAN_LINE_LENGTH = 100
+MIN_ALPHANUMERIC_FRACTION = 0.25
+
+
+def any_keyword_in_string(string: str, keywords: Iterable[str]) -> bool:
+    """True when any keyword occurs in `string` (case-sensitive substring, as in the course)."""
+    return any(keyword in string for keyword in keywords)
+
+
+def decode_source(data: bytes) -> str | None:
+    """The text of a source file, or None for binary (NUL bytes) or non-UTF-8 content."""
+    if b"\x00" in data:
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    return text.removeprefix("\ufeff")
+
+
+@dataclass(frozen=True)
+class TextShape:
+    """Line statistics that tell hand-written code from generated or minified code."""
+
+    max_line_length: int
+    mean_line_length: float
+    alphanumeric_fraction: float
+
+
+def text_shape(text: str) -> TextShape:
+    lines = text.splitlines() or [""]
+    lengths = [len(line) for line in lines]
+    alnum = sum(ch.isalnum() for ch in text)
+    return TextShape(max(lengths), sum(lengths) / len(lengths), alnum / max(1, len(text)))
+
+
+def generated_reason(text: str) -> str | None:
+    """Why `text` looks generated or minified ('long-lines', 'low-alphanumeric'), or None."""
+    shape = text_shape(text)
+    if shape.max_line_length > MAX_LINE_LENGTH or shape.mean_line_length > MAX_MEAN_LINE_LENGTH:
+        return "long-lines"
+    if text.strip() and shape.alphanumeric_fraction < MIN_ALPHANUMERIC_FRACTION:
+        return "low-alphanumeric"
+    return None
