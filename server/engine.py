@@ -20,7 +20,7 @@ from ghostframe.server.prompt import CompletionContext, build_prompt, cut_comple
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    plain: bool = False          # use model.generate and nothing else (the reference path)
+    plain: bool = False          # model.generate and no speed-up at all (the reference path)
     prefix_cache: bool = True    # reuse the document's KV cache from the last request
     prompt_lookup: bool = True   # draft tokens from n-grams already in the context
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
@@ -65,7 +65,8 @@ class CompletionEngine:
         self._shown.pop(document, None)
 
     def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
-        shown = self._shown.get(document) if document and self.options.typed_through else None
+        use = document and self.options.typed_through and not self.options.plain
+        shown = self._shown.get(document) if use else None
         if shown is None or shown.after != ctx.after or not ctx.before.startswith(shown.before):
             return None
         typed = ctx.before[len(shown.before):]

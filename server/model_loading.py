@@ -50,7 +50,8 @@ class LoadedModel:
 
 
 def pick_device(requested: str = "auto") -> tuple[str, Any]:
-    """Return (device, dtype): CUDA in bf16 when present, else CPU in fp32 on all cores."""
+    """Return (device, dtype): CUDA in bf16 when present, else CPU in fp32 on all cores
+    (or OMP_NUM_THREADS threads when that is set)."""
     import torch
 
     requested = (requested or "auto").lower()
@@ -60,8 +61,9 @@ def pick_device(requested: str = "auto") -> tuple[str, Any]:
         raise ModelLoadError("device 'cuda' was asked for, but torch sees no CUDA GPU (use auto or cpu).")
     if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
         return "cuda", torch.bfloat16
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    torch.set_num_threads(max(1, cores or 1))
+    if "OMP_NUM_THREADS" not in os.environ:  # the user's choice wins (e.g. on a shared machine)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(max(1, cores or 1))
     return "cpu", torch.float32
 
 

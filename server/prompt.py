@@ -42,6 +42,18 @@ class CompletionContext:
         prefix = self.line_prefix
         return prefix[: len(prefix) - len(prefix.lstrip())]
 
+    @property
+    def healed_prefix(self) -> str:
+        """Indentation before the cursor on an otherwise empty line, left out of the prompt.
+
+        Tokenizers such as SmolLM2's merge a newline with the following indentation and put
+        a space in front of the next word, so a prompt that ends in indentation makes the
+        model add one space too many. The prompt ends at the newline instead, the model
+        writes the indentation itself, and the suggestion starts after it (token healing).
+        """
+        prefix = self.line_prefix
+        return prefix if prefix and not prefix.strip() else ""
+
     def is_block(self, multiline: bool) -> bool:
         """A block may be suggested only on a line with nothing but indentation before the cursor."""
         return multiline and not self.line_prefix.strip() and not self.line_suffix.strip()
@@ -56,7 +68,8 @@ def _window_before(text: str, max_chars: int) -> str:
     """At most the last `max_chars` characters of text, cut at a step boundary, then at a line start."""
     if len(text) <= max_chars:
         return text
-    start = -(-(len(text) - max_chars) // WINDOW_STEP_CHARS) * WINDOW_STEP_CHARS
+    step = max(1, min(WINDOW_STEP_CHARS, max_chars // 4))
+    start = -(-(len(text) - max_chars) // step) * step
     newline = text.find("\n", start)
     return text[newline + 1:] if 0 <= newline < len(text) - 1 else text[start:]
 
@@ -84,7 +97,8 @@ def build_prompt(ctx: CompletionContext, tokenizer: Any, max_prompt_tokens: int)
     """Token ids for the model: the text before the cursor, or prefix+suffix where FIM exists."""
     fim = fim_tokens(tokenizer)
     prefix_budget = max_prompt_tokens if fim is None else max_prompt_tokens * 3 // 4
-    prefix = _keep_last(_encode(tokenizer, _window_before(ctx.before, prefix_budget * CHARS_PER_TOKEN)), prefix_budget)
+    before = ctx.before[: len(ctx.before) - len(ctx.healed_prefix)]
+    prefix = _keep_last(_encode(tokenizer, _window_before(before, prefix_budget * CHARS_PER_TOKEN)), prefix_budget)
     if fim is None:
         return prefix
     suffix_budget = max_prompt_tokens - prefix_budget - 3
@@ -104,6 +118,11 @@ def cut_completion(text: str, ctx: CompletionContext, multiline: bool) -> tuple[
     blank line, at a dedent below the cursor's indentation, or after MAX_BLOCK_LINES.
     The stopping check during decoding and the final answer both come from here.
     """
+    healed = ctx.healed_prefix
+    if healed:
+        if not text.startswith(healed):
+            return "", not healed.startswith(text)  # still writing the indentation, or it went elsewhere
+        text = text[len(healed):]
     if not ctx.is_block(multiline):
         newline = text.find("\n")
         return (text, False) if newline < 0 else (text[:newline], True)

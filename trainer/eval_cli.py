@@ -149,7 +149,7 @@ def finish(results: dict, args: argparse.Namespace, say) -> int:
     from ghostframe.trainer.eval_report import overall_table, write_reports
 
     paths = write_reports(results, Path(args.output).expanduser())
-    print("\n".join(overall_table(results)))
+    print("\n".join(overall_table(results)), flush=True)
     say("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 
