@@ -17,13 +17,11 @@ import time
 from pathlib import Path
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
-
-
 def summary(seconds: list[float]) -> dict:
-    return {"p50_ms": round(percentile(seconds, 50) * 1000, 1), "p95_ms": round(percentile(seconds, 95) * 1000, 1),
+    import numpy as np
+
+    p50, p95 = np.percentile(seconds, [50, 95])
+    return {"p50_ms": round(float(p50) * 1000, 1), "p95_ms": round(float(p95) * 1000, 1),
             "mean_ms": round(statistics.mean(seconds) * 1000, 1), "n": len(seconds)}
 
 

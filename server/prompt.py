@@ -44,15 +44,16 @@ class CompletionContext:
 
     @property
     def healed_prefix(self) -> str:
-        """Indentation before the cursor on an otherwise empty line, left out of the prompt.
+        """The last indentation character before the cursor on an otherwise empty line.
 
-        Tokenizers such as SmolLM2's merge a newline with the following indentation and put
-        a space in front of the next word, so a prompt that ends in indentation makes the
-        model add one space too many. The prompt ends at the newline instead, the model
-        writes the indentation itself, and the suggestion starts after it (token healing).
+        It is left out of the prompt and the suggestion must begin with it (token healing):
+        tokenizers such as SmolLM2's merge a newline with all but one space of the
+        indentation and put that last space in front of the next word (`"\\n   "`, `" return"`).
+        A prompt that ends in the full indentation ends on a lone space token the model
+        rarely saw there, and it answers with one space too many.
         """
         prefix = self.line_prefix
-        return prefix if prefix and not prefix.strip() else ""
+        return prefix[-1:] if prefix and not prefix.strip() else ""
 
     def is_block(self, multiline: bool) -> bool:
         """A block may be suggested only on a line with nothing but indentation before the cursor."""

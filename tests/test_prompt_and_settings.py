@@ -19,23 +19,23 @@ def test_single_line_while_the_cursor_line_has_code():
 
 def test_block_on_an_empty_line_stops_at_dedent_and_blank_line():
     ctx = CompletionContext("def load(path):\n    ", "")
-    # the prompt ends at the newline (token healing), so the model writes the indentation too
-    generated = "    df = pd.read_csv(path)\n    df = df.dropna()\n    return df\n\nprint(load('x'))"
+    # the prompt leaves out the indentation's last space (token healing): the model writes it
+    generated = " df = pd.read_csv(path)\n    df = df.dropna()\n    return df\n\nprint(load('x'))"
     assert finish_completion(generated, ctx, multiline=True) == "df = pd.read_csv(path)\n    df = df.dropna()\n    return df"
-    dedent = "    x = 1\n    y = 2\nz = 3\n"
+    dedent = " x = 1\n    y = 2\nz = 3\n"
     assert cut_completion(dedent, ctx, multiline=True) == ("x = 1\n    y = 2", True)
-    assert cut_completion("    x = 1\n    y", ctx, multiline=True)[1] is False
+    assert cut_completion(" x = 1\n    y", ctx, multiline=True)[1] is False
     # multiline off: one line only
     assert finish_completion(generated, ctx, multiline=False) == "df = pd.read_csv(path)"
 
 
 def test_indentation_is_healed_not_prompted(tokenizer):
     ctx = CompletionContext("def load(path):\n    ", "")
-    assert tokenizer.decode(build_prompt(ctx, tokenizer, 64)) == "def load(path):\n"
-    assert cut_completion("  ", ctx, multiline=False) == ("", False)      # still writing the indentation
-    assert cut_completion("  x", ctx, multiline=False) == ("", True)      # dedented: nothing to suggest
-    assert cut_completion("    return df", ctx, multiline=False) == ("return df", False)
-    assert finish_completion("     return df\n", ctx, multiline=False) == " return df"  # kept as generated
+    assert tokenizer.decode(build_prompt(ctx, tokenizer, 64)) == "def load(path):\n   "
+    assert cut_completion("", ctx, multiline=False) == ("", False)        # nothing written yet
+    assert cut_completion("x", ctx, multiline=False) == ("", True)        # no space first: nothing to suggest
+    assert cut_completion(" return df", ctx, multiline=False) == ("return df", False)
+    assert finish_completion("  return df\n", ctx, multiline=False) == " return df"  # kept as generated
 
 
 def test_small_prompt_budgets_still_end_at_the_cursor(tokenizer):

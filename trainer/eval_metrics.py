@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 
@@ -33,14 +34,8 @@ def edit_similarity(prediction: str, reference: str) -> float:
 
 
 def percentile(values: list[float], q: float) -> float:
-    """The q-th percentile (0-100) with linear interpolation, as numpy's default; 0 for no values."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q / 100
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+    """The q-th percentile (0-100), numpy's linear interpolation; 0 for no values."""
+    return float(np.percentile(values, q)) if values else 0.0
 
 
 @dataclass(frozen=True)
