@@ -122,15 +122,20 @@ def _adapter_for(base, out, with_metadata: bool):
     return out
 
 
-async def test_adapter_for_another_base_model_is_refused(client, tmp_path):
-    adapter = _adapter_for(OTHER_TINY_MODEL, tmp_path / "adapter", with_metadata=True)
+async def assert_adapter_refused(client, adapter, reason: str) -> None:
+    """Switching to `adapter` fails with `reason`; switching back serves again."""
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"ghostframe": {"adapter": str(adapter)}}))
     failed = await wait_until(client, states=("error",))
-    assert "was trained for base model" in failed["error"]
+    assert reason in failed["error"]
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"adapter": ""}}))
     await wait_until(client)
     await still_serves(client)
+
+
+async def test_adapter_for_another_base_model_is_refused(client, tmp_path):
+    adapter = _adapter_for(OTHER_TINY_MODEL, tmp_path / "adapter", with_metadata=True)
+    await assert_adapter_refused(client, adapter, "was trained for base model")
 
 
 async def test_adapter_of_another_shape_is_refused(client, tmp_path):
@@ -140,13 +145,7 @@ async def test_adapter_of_another_shape_is_refused(client, tmp_path):
     LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                  num_key_value_heads=1, vocab_size=1024)).save_pretrained(other)
     adapter = _adapter_for(other, tmp_path / "adapter", with_metadata=False)
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
-        settings={"ghostframe": {"adapter": str(adapter)}}))
-    failed = await wait_until(client, states=("error",))
-    assert "does not fit" in failed["error"]
-    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"adapter": ""}}))
-    await wait_until(client)
-    await still_serves(client)
+    await assert_adapter_refused(client, adapter, "does not fit")
 
 
 async def test_matching_adapter_loads(client, tmp_path):
