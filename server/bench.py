@@ -32,8 +32,11 @@ def typing_session(text: str, keystrokes: int) -> tuple[str, str]:
 
 
 def cursor_after(text: str) -> tuple[int, int]:
-    lines = text.split("\n")
-    return len(lines) - 1, len(lines[-1].encode("utf-16-le")) // 2
+    """LSP (line, character) at the end of `text`."""
+    from ghostframe.server.terminal_cli import utf16_column
+
+    last = text.rsplit("\n", 1)[-1]
+    return text.count("\n"), utf16_column(last, len(last))
 
 
 async def replay_through_server(args: argparse.Namespace, start: str, typed: str) -> tuple[list[float], list[str], dict]:

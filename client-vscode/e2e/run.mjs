@@ -197,6 +197,15 @@ async function statusMenuCheck(page) {
   log('status menu: toggle off/on, restart, log and settings entries present');
 }
 
+/** Type `line` and wait for ghost text to appear after the last keystroke: its latency event, or null. */
+async function typeAndAwaitGhost(page, line) {
+  await page.evaluate(() => { window.__gf.events = []; });
+  await page.keyboard.type(line, { delay: 40 });
+  const tKey = await page.evaluate(() => window.__gf.lastKey);
+  const found = await page.waitForFunction((t) => window.__gf.events.find((e) => e.at > t), tKey, { timeout: TRIAL_TIMEOUT_MS, polling: 'raf' }).catch(() => null);
+  return found ? found.jsonValue() : null;
+}
+
 /** Ghost text in a Jupyter notebook cell (vscode-notebook-cell scheme, notebook document sync). */
 async function notebookTrials(page) {
   log('opening analysis.ipynb');
@@ -209,15 +218,11 @@ async function notebookTrials(page) {
   const latencies = [];
   for (let i = 0; i < NOTEBOOK_TRIALS; i++) {
     const line = lines[i % lines.length];
-    await page.evaluate(() => { window.__gf.events = []; });
-    await page.keyboard.type(line, { delay: 40 });
-    const tKey = await page.evaluate(() => window.__gf.lastKey);
-    const found = await page.waitForFunction((t) => window.__gf.events.find((e) => e.at > t), tKey, { timeout: TRIAL_TIMEOUT_MS, polling: 'raf' }).catch(() => null);
-    if (!found) {
+    const ev = await typeAndAwaitGhost(page, line);
+    if (!ev) {
       log(`notebook trial ${i + 1}: no ghost text within ${TRIAL_TIMEOUT_MS} ms after "${line.trim()}"`);
       continue;
     }
-    const ev = await found.jsonValue();
     latencies.push(ev.sinceKeyMs);
     log(`notebook trial ${i + 1}: ghost text after ${ev.sinceKeyMs.toFixed(0)} ms: ${JSON.stringify((await ghostText(page)).slice(0, 80))}`);
     if (latencies.length === 1) await page.screenshot({ path: path.join(results, 'ghost-text-notebook.png') });
@@ -271,17 +276,13 @@ async function main() {
     let screenshotTaken = false;
     for (let i = 0; i < TRIALS; i++) {
       const line = lines[i % lines.length];
-      await page.evaluate(() => { window.__gf.events = []; });
-      await page.keyboard.type(line, { delay: 40 });
-      const tKey = await page.evaluate(() => window.__gf.lastKey);
-      const found = await page.waitForFunction((t) => window.__gf.events.find((e) => e.at > t), tKey, { timeout: TRIAL_TIMEOUT_MS, polling: 'raf' }).catch(() => null);
-      if (!found) {
+      const ev = await typeAndAwaitGhost(page, line);
+      if (!ev) {
         // The server may legitimately have nothing to say at some cursor positions.
         log(`trial ${i + 1}: no ghost text within ${TRIAL_TIMEOUT_MS} ms after "${line.trim()}"`);
         misses.push(line.trim());
         continue;
       }
-      const ev = await found.jsonValue();
       const text = await ghostText(page);
       latencies.push(ev.sinceKeyMs);
       log(`trial ${i + 1}: ghost text after ${ev.sinceKeyMs.toFixed(0)} ms: ${JSON.stringify(text.slice(0, 80))}`);
