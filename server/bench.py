@@ -66,7 +66,9 @@ async def replay_through_server(args: argparse.Namespace, start: str, typed: str
 
 def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     """Per-keystroke latency of plain `generate` (max_new_tokens, no stopping rule) and of the
-    engine's plain and fast paths (same stopping rules as the server), on the same prompts."""
+    engine's plain and fast paths (same stopping rules as the server), on the same prompts.
+    The reference runs the model as loaded by transformers; on CPU the fast paths are timed
+    both on those weights and on the server's int8 weights."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
@@ -75,11 +77,17 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     from ghostframe.server.prompt import CompletionContext, build_prompt
     from ghostframe.server.settings import Settings
 
-    loaded = load_model(args.model or None, args.adapter or None, args.device)
+    loaded = load_model(args.model or None, args.adapter or None, args.device, cpu_int8=False)
+    int8 = loaded.device == "cpu" and not args.no_cpu_int8
+    served = load_model(args.model or None, args.adapter or None, args.device) if int8 else loaded
     sync = torch.cuda.synchronize if loaded.device == "cuda" else (lambda: None)
     budget = Settings().max_prompt_tokens
-    paths = {"engine_plain": SpeedOptions(plain=True), "engine_cache_lookup": SpeedOptions(typed_through=False),
-             "engine_fast": SpeedOptions()}
+    paths = {"engine_plain": (loaded, SpeedOptions(plain=True)),
+             "engine_cache_lookup": (loaded, SpeedOptions(typed_through=False)),
+             "engine_cache_lookup_int8": (served, SpeedOptions(typed_through=False)),
+             "engine_fast": (served, SpeedOptions())}
+    if served is loaded:
+        del paths["engine_cache_lookup_int8"]
     rows: dict[str, dict[str, list]] = {name: {"total": [], "first": [], "tokens": [], "typed": []}
                                         for name in ("plain_generate", *paths)}
 
@@ -113,8 +121,8 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
         rows["plain_generate"]["total"].append(time.perf_counter() - started)
         rows["plain_generate"]["first"].append(first.at - started)
         rows["plain_generate"]["tokens"].append(out.shape[1] - len(ids))
-    for name, options in paths.items():
-        engine = CompletionEngine(loaded, options)
+    for name, (model, options) in paths.items():
+        engine = CompletionEngine(model, options)
         for document in documents:
             done = engine.complete(CompletionContext(document, ""), args.max_new_tokens, budget, True, document="bench")
             rows[name]["total"].append(done.seconds)
@@ -142,7 +150,8 @@ async def latency(args: argparse.Namespace) -> int:
     prompt_tokens = rows.pop("mean_prompt_tokens")
     ours, plain = summary(server_seconds), rows["plain_generate"]
     report = {
-        "device": status.get("device"), "model": status.get("model"), "adapter": status.get("adapter"),
+        "device": status.get("device"), "precision": status.get("precision"), "model": status.get("model"),
+        "adapter": status.get("adapter"),
         "machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores)".strip(),
         "keystrokes": len(typed), "max_new_tokens": args.max_new_tokens, "mean_prompt_tokens": prompt_tokens,
         "ghostframe_server": ours, **rows,
@@ -153,21 +162,24 @@ async def latency(args: argparse.Namespace) -> int:
 
         report["gpu"] = torch.cuda.get_device_name(0)
     print(f"\nghostframe bench latency — {report['model']} on {report['device']}"
-          f"{' (' + report['gpu'] + ')' if 'gpu' in report else ''}, {len(typed)} keystrokes, "
+          f"{' (' + report['gpu'] + ')' if 'gpu' in report else ''}, served in {report['precision']}, {len(typed)} keystrokes, "
           f"~{prompt_tokens} prompt tokens, max {args.max_new_tokens} new tokens")
     print(f"{'path':<44}{'p50 ms':>9}{'p95 ms':>9}{'TTFT p50':>10}{'tokens':>8}")
-    table = (("ghostframe server, over LSP (end to end)", ours),
+    table = [("ghostframe server, over LSP (end to end)", ours),
              ("plain model.generate", plain),
              ("engine, plain path (generate + stop rules)", rows["engine_plain"]),
              ("engine, KV prefix cache + prompt lookup", rows["engine_cache_lookup"]),
-             ("engine, all speed-ups (+ typed-through)", rows["engine_fast"]))
+             ("engine, all speed-ups (+ typed-through)", rows["engine_fast"])]
+    if "engine_cache_lookup_int8" in rows:
+        table.insert(4, ("engine, cache + lookup + int8 weights", rows["engine_cache_lookup_int8"]))
     for name, row in table:
         print(f"{name:<44}{row['p50_ms']:>9}{row['p95_ms']:>9}{row.get('first_token_p50_ms', '-'):>10}"
               f"{row.get('new_tokens_mean', '-'):>8}")
     ratio = lambda a, b: round(rows[a]["p50_ms"] / max(rows[b]["p50_ms"], 0.1), 1)  # noqa: E731
     print(f"p50 speed-up vs plain generate: server {report['speedup_p50']}x, engine plain "
           f"{ratio('plain_generate', 'engine_plain')}x, cache+lookup {ratio('plain_generate', 'engine_cache_lookup')}x, "
-          f"all {ratio('plain_generate', 'engine_fast')}x; typed-through answered "
+          + (f"+int8 {ratio('plain_generate', 'engine_cache_lookup_int8')}x, " if "engine_cache_lookup_int8" in rows else "")
+          + f"all {ratio('plain_generate', 'engine_fast')}x; typed-through answered "
           f"{rows['engine_fast']['typed_through_hits']} of {len(typed)} keystrokes")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))

@@ -19,6 +19,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=2087)
     parser.add_argument("--log-level", default=os.environ.get("GHOSTFRAME_LOG_LEVEL", "INFO"))
+    parser.add_argument("--no-cpu-int8", action="store_true", help="keep float32 weights on CPU (default: int8 linear layers)")
     parser.add_argument("--plain", action="store_true", help="decode with plain model.generate (no speed-ups)")
     parser.add_argument("--no-prefix-cache", action="store_true", help="do not reuse KV caches across keystrokes")
     parser.add_argument("--no-prompt-lookup", action="store_true", help="do not draft tokens from the document")
@@ -53,7 +54,8 @@ def main(argv=None) -> None:
 
     speed = SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache,
                          prompt_lookup=not args.no_prompt_lookup, typed_through=not args.no_typed_through)
-    ls = create_server(Settings(model=args.model, adapter=args.adapter, device=args.device), speed)
+    ls = create_server(Settings(model=args.model, adapter=args.adapter, device=args.device,
+                                cpu_int8=not args.no_cpu_int8), speed)
     if args.tcp:
         ls.start_tcp(args.host, args.port)
     else:

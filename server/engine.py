@@ -12,7 +12,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ghostframe.server.decoding import greedy_decode
+from ghostframe.server.decoding import MAX_DRAFT_TOKENS, greedy_decode
 from ghostframe.server.model_loading import LoadedModel
 from ghostframe.server.prefix_cache import PrefixCache
 from ghostframe.server.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
@@ -110,7 +110,8 @@ class CompletionEngine:
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
         new, cache, held = greedy_decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
-                                         prompt_lookup=self.options.prompt_lookup)
+                                         prompt_lookup=self.options.prompt_lookup,
+                                         max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
         if use_cache:
             self.prefix_cache.put(document, held, cache)
         return new, reused

@@ -19,6 +19,7 @@ from ghostframe.server.default_model import (
     converted_gguf_dir,
     default_gguf_path,
 )
+from ghostframe.server.quantization import merge_adapter, quantize_int8
 
 Reporter = Callable[[str], None]
 ADAPTER_METADATA = "ghostframe.json"
@@ -47,6 +48,7 @@ class LoadedModel:
     adapter: str | None = None
     fingerprint: str = ""
     stop_token_ids: list[int] = field(default_factory=list)
+    precision: str = ""  # what the weights run in: "int8", "float32" or "bfloat16"
 
 
 def pick_device(requested: str = "auto") -> tuple[str, Any]:
@@ -177,8 +179,12 @@ def load_model(
     adapter: str | None = None,
     device: str = "auto",
     report: Reporter = lambda _: None,
+    cpu_int8: bool = True,
 ) -> LoadedModel:
-    """Load model (+ adapter) for inference on the chosen device, in eval mode."""
+    """Load model (+ adapter, merged) for inference on the chosen device, in eval mode.
+
+    On CPU the linear layers run in int8 unless `cpu_int8` is False (see quantization.py).
+    """
     device_name, dtype = pick_device(device)
     source, name = resolve_model_path(model, report)
     report(f"loading {name} on {device_name}")
@@ -186,8 +192,12 @@ def load_model(
     fingerprint = base_model_fingerprint(lm)
     if adapter:
         report(f"loading adapter {adapter}")
-        lm = attach_adapter(lm, adapter, fingerprint, name)
+        lm = merge_adapter(attach_adapter(lm, adapter, fingerprint, name))
     lm.to(device_name).eval()
+    precision = str(dtype).removeprefix("torch.")
+    if cpu_int8 and device_name == "cpu":
+        report("quantizing to int8")
+        lm, precision = quantize_int8(lm), "int8"
     return LoadedModel(
         model=lm,
         tokenizer=tokenizer,
@@ -197,4 +207,5 @@ def load_model(
         adapter=str(Path(adapter).expanduser().resolve()) if adapter else None,
         fingerprint=fingerprint,
         stop_token_ids=stop_token_ids(tokenizer, lm),
+        precision=precision,
     )

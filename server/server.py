@@ -33,6 +33,7 @@ class Status:
     state: str = "idle"  # idle | loading | ready | error | disabled
     model: str = ""
     device: str = ""
+    precision: str = ""  # int8 | float32 | bfloat16
     adapter: str | None = None
     ready: bool = False
     message: str = ""
@@ -105,23 +106,25 @@ class GhostframeServer(LanguageServer):
         elif self.status.state == "disabled":
             self.announce(state="ready" if self.engine else "idle")
 
-    def _model_request(self, settings: Settings) -> tuple[str, str, str]:
-        """Settings fall back to the command line's values (`ghostframe-server --model ...`)."""
+    def _model_request(self, settings: Settings) -> tuple[str, str, str, bool]:
+        """Settings fall back to the command line's values (`ghostframe-server --model ...`);
+        int8 is off when either the command line or the editor turns it off."""
         return (settings.model or self.defaults.model, settings.adapter or self.defaults.adapter,
-                settings.device if settings.device != "auto" else self.defaults.device)
+                settings.device if settings.device != "auto" else self.defaults.device,
+                settings.cpu_int8 and self.defaults.cpu_int8)
 
     # --- model loading -------------------------------------------------------------------
 
     def start_loading(self) -> None:
         """Drop the current model now (requests answer empty at once) and load in the background."""
         self._load_serial += 1
-        model, adapter, device = self._model_request(self.settings)
+        model, adapter, device, cpu_int8 = self._model_request(self.settings)
         self.engine = None
         self.announce(state="loading", ready=False, error=None, model=model or "default",
                       adapter=adapter or None, device=device, message="loading model")
-        asyncio.ensure_future(self._load(self._load_serial, model, adapter, device))
+        asyncio.ensure_future(self._load(self._load_serial, model, adapter, device, cpu_int8))
 
-    async def _load(self, serial: int, model: str, adapter: str, device: str) -> None:
+    async def _load(self, serial: int, model: str, adapter: str, device: str, cpu_int8: bool) -> None:
         """Load the model, reporting work-done progress to the editor."""
         loop = asyncio.get_running_loop()
         token = await self._begin_progress("ghostframe: loading model")
@@ -132,7 +135,7 @@ class GhostframeServer(LanguageServer):
         started = time.perf_counter()
         try:
             loaded = await loop.run_in_executor(
-                self.model_worker, lambda: load_model(model or None, adapter or None, device, report)
+                self.model_worker, lambda: load_model(model or None, adapter or None, device, report, cpu_int8)
             )
         except ModelLoadError as exc:
             loaded, error = None, str(exc)
@@ -151,8 +154,8 @@ class GhostframeServer(LanguageServer):
         self._end_progress(token, f"ready in {seconds:.1f}s")
         self.announce(state="ready" if self.settings.enable else "disabled", ready=True,
                       model=loaded.model_name, device=loaded.device, adapter=loaded.adapter,
-                      message=f"{loaded.model_name} on {loaded.device}")
-        self.log_to_client(f"model {loaded.model_name} ready on {loaded.device} in {seconds:.1f}s")
+                      precision=loaded.precision, message=f"{loaded.model_name} on {loaded.device} ({loaded.precision})")
+        self.log_to_client(f"model {loaded.model_name} ready on {loaded.device} ({loaded.precision}) in {seconds:.1f}s")
 
     async def _begin_progress(self, title: str) -> str | None:
         window = self.client_capabilities.window

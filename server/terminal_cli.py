@@ -33,6 +33,8 @@ def server_args(args: argparse.Namespace) -> list[str]:
         out += ["--model", args.model]
     if args.adapter:
         out += ["--adapter", args.adapter]
+    if getattr(args, "no_cpu_int8", False):
+        out.append("--no-cpu-int8")
     return out
 
 
@@ -73,6 +75,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.add_argument("--model", default="", help="HF folder, .gguf file or hub id (default: embedded SmolLM2-135M)")
         p.add_argument("--adapter", default="", help="adapter folder from ghostframe-train")
         p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+        p.add_argument("--no-cpu-int8", action="store_true", help="keep float32 weights on CPU")
 
     c = sub.add_parser("complete", help="print the completion the server suggests at a position of a file")
     c.add_argument("file", nargs="?", help="a Python file")

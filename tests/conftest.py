@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sys
 import tempfile
 import time
@@ -90,3 +91,21 @@ def tiny_engine():
     from ghostframe.server.model_loading import load_model
 
     return CompletionEngine(load_model(str(TINY_MODEL), device="cpu"))
+
+
+def make_adapter(base, out, with_metadata: bool):
+    """A LoRA adapter made on `base`, with random (not identity) weights so it changes the output;
+    with ghostframe.json as ghostframe-train writes it."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ghostframe.server.model_loading import base_model_fingerprint
+
+    model = AutoModelForCausalLM.from_pretrained(base)
+    fingerprint = base_model_fingerprint(model)
+    peft_model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"],
+                                                       init_lora_weights=False))
+    peft_model.save_pretrained(out)
+    if with_metadata:
+        (out / "ghostframe.json").write_text(json.dumps({"base_model": {"name": str(base), "fingerprint": fingerprint}}))
+    return out

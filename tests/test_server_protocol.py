@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from conftest import inline, open_document, status
+from conftest import inline, open_document, status, wait_until
 from ghostframe.server.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"
@@ -91,3 +91,15 @@ async def test_disabled_setting_returns_no_items_and_reenabling_works(client):
     assert await inline(client, uri, *position) == []
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"enable": True}}))
     assert len(await inline(client, uri, *position)) == 1
+
+
+async def test_cpu_int8_is_the_default_and_a_setting_turns_it_off(client):
+    assert (await status(client))["precision"] == "int8"
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"cpuInt8": False}}))
+    reloaded = await wait_until(client, states=("ready", "error"))
+    assert reloaded["state"] == "ready" and reloaded["precision"] == "float32"
+    uri = "file:///work/float32.py"
+    open_document(client, uri, SOURCE)
+    assert len(await inline(client, uri, 3, len("total = df['amount']."))) == 1
+    client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"cpuInt8": True}}))
+    assert (await wait_until(client))["precision"] == "int8"

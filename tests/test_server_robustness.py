@@ -11,7 +11,7 @@ import time
 import pytest
 from lsprotocol import types
 
-from conftest import TINY_MODEL, OTHER_TINY_MODEL, inline, open_document, server_command, status, wait_until
+from conftest import TINY_MODEL, OTHER_TINY_MODEL, inline, make_adapter, open_document, server_command, status, wait_until
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"
 CURSOR = (3, len("total = df['amount']."))
@@ -106,22 +106,6 @@ async def test_missing_model_path_is_reported_and_recovers(client):
     await still_serves(client)
 
 
-def _adapter_for(base, out, with_metadata: bool):
-    """A LoRA adapter made on `base`; with ghostframe.json as ghostframe-train writes it."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    from ghostframe.server.model_loading import base_model_fingerprint
-
-    model = AutoModelForCausalLM.from_pretrained(base)
-    fingerprint = base_model_fingerprint(model)
-    peft_model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "v_proj"]))
-    peft_model.save_pretrained(out)
-    if with_metadata:
-        (out / "ghostframe.json").write_text(json.dumps({"base_model": {"name": str(base), "fingerprint": fingerprint}}))
-    return out
-
-
 async def assert_adapter_refused(client, adapter, reason: str) -> None:
     """Switching to `adapter` fails with `reason`; switching back serves again."""
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
@@ -134,7 +118,7 @@ async def assert_adapter_refused(client, adapter, reason: str) -> None:
 
 
 async def test_adapter_for_another_base_model_is_refused(client, tmp_path):
-    adapter = _adapter_for(OTHER_TINY_MODEL, tmp_path / "adapter", with_metadata=True)
+    adapter = make_adapter(OTHER_TINY_MODEL, tmp_path / "adapter", with_metadata=True)
     await assert_adapter_refused(client, adapter, "was trained for base model")
 
 
@@ -144,12 +128,12 @@ async def test_adapter_of_another_shape_is_refused(client, tmp_path):
     other = tmp_path / "wide"
     LlamaForCausalLM(LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
                                  num_key_value_heads=1, vocab_size=1024)).save_pretrained(other)
-    adapter = _adapter_for(other, tmp_path / "adapter", with_metadata=False)
+    adapter = make_adapter(other, tmp_path / "adapter", with_metadata=False)
     await assert_adapter_refused(client, adapter, "does not fit")
 
 
 async def test_matching_adapter_loads(client, tmp_path):
-    adapter = _adapter_for(TINY_MODEL, tmp_path / "adapter", with_metadata=True)
+    adapter = make_adapter(TINY_MODEL, tmp_path / "adapter", with_metadata=True)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"ghostframe": {"adapter": str(adapter)}}))
     loaded = await wait_until(client, states=("ready", "error"))

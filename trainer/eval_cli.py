@@ -39,6 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-base", action="store_true", help="evaluate only the adapters, not the base model alone")
     p.add_argument("--sources-from", metavar="RUN", help="take sources and data options from this ghostframe-train output")
     p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--no-cpu-int8", action="store_true", help="float32 weights on CPU (the server's default is int8)")
     p.add_argument("--merge", action="append", default=[], metavar="RESULTS_JSON",
                    help="instead of evaluating, combine results.json files made on the same cases into one report")
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             folders=folders, datasets=datasets, options=options, systems=systems,
             per_file=args.per_file, max_cases=args.cases or None, seed=args.seed, min_chars=args.min_chars,
             generation=Generation(args.max_new_tokens, args.max_prompt_tokens, multiline=False, device=args.device,
-                                  threads=args.threads),
+                                  threads=args.threads, cpu_int8=not args.no_cpu_int8),
             via_lsp=args.via_lsp,
         )
         for warning in split_warnings(cfg):

@@ -43,10 +43,11 @@ class Generation:
     multiline: bool = False  # one line: the thing a line-level benchmark scores
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch in process (None: the loader's choice, all cores)
+    cpu_int8: bool = True  # int8 weights on CPU, as the server runs by default
 
     def lsp_settings(self) -> dict:
         return {"maxNewTokens": self.max_new_tokens, "maxPromptTokens": self.max_prompt_tokens,
-                "multiline": self.multiline}
+                "multiline": self.multiline, "cpuInt8": self.cpu_int8}
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     from ghostframe.server.model_loading import load_model
 
     model, adapter = system.load_arguments()
-    loaded = load_model(model or None, adapter or None, gen.device, report)
+    loaded = load_model(model or None, adapter or None, gen.device, report, cpu_int8=gen.cpu_int8)
     engine = CompletionEngine(loaded)
     threads = torch.get_num_threads()
     if gen.threads:  # after loading, which sets one thread per core
@@ -95,7 +96,8 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
             out.append(Prediction(done.text, done.seconds))
     finally:
         torch.set_num_threads(threads)
-    info = {"model_name": loaded.model_name, "device": loaded.device, "fingerprint": loaded.fingerprint}
+    info = {"model_name": loaded.model_name, "device": loaded.device, "fingerprint": loaded.fingerprint,
+            "precision": loaded.precision}
     del engine, loaded
     return out, info
 

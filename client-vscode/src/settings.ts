@@ -13,6 +13,7 @@ export interface ServerSettings {
   model: string;
   adapter: string;
   device: Device;
+  cpuInt8: boolean;
   maxNewTokens: number;
   maxPromptTokens: number;
   multiline: boolean;
@@ -23,6 +24,7 @@ export const DEFAULTS: ServerSettings = {
   model: '',
   adapter: '',
   device: 'auto',
+  cpuInt8: true,
   maxNewTokens: 64,
   maxPromptTokens: 1024,
   multiline: true,
@@ -64,7 +66,8 @@ export function toServerSettings(
     model: model && looksLikePath(model) ? expandPath(model) : model,
     adapter: adapter ? expandPath(adapter) : '',
     device: device === 'cpu' || device === 'cuda' ? device : 'auto',
-    maxNewTokens: int(get('maxNewTokens'), DEFAULTS.maxNewTokens, 1, 1024),
+    cpuInt8: bool(get('cpuInt8'), DEFAULTS.cpuInt8),
+    maxNewTokens: int(get('maxNewTokens'), DEFAULTS.maxNewTokens, 1, 512),
     maxPromptTokens: int(get('maxPromptTokens'), DEFAULTS.maxPromptTokens, 64, 32768),
     multiline: bool(get('multiline'), DEFAULTS.multiline),
     enable: bool(get('enable'), DEFAULTS.enable),

@@ -19,12 +19,13 @@ test('empty configuration gives the server defaults', () => {
 
 test('every server setting is mapped with its own name', () => {
   const s = toServerSettings(
-    from({ model: 'HuggingFaceTB/SmolLM2-360M', adapter: '/a/pandas-lora', device: 'cuda', maxNewTokens: 32, maxPromptTokens: 2048, multiline: false, enable: false }),
+    from({ model: 'HuggingFaceTB/SmolLM2-360M', adapter: '/a/pandas-lora', device: 'cuda', cpuInt8: false, maxNewTokens: 32, maxPromptTokens: 2048, multiline: false, enable: false }),
   );
   assert.deepEqual(s, {
     model: 'HuggingFaceTB/SmolLM2-360M',
     adapter: '/a/pandas-lora',
     device: 'cuda',
+    cpuInt8: false,
     maxNewTokens: 32,
     maxPromptTokens: 2048,
     multiline: false,
@@ -34,13 +35,14 @@ test('every server setting is mapped with its own name', () => {
 
 test('client-only settings never reach the server', () => {
   const s = toServerSettings(from({ debounceMs: 10, 'trace.server': 'verbose', 'server.pythonPath': '/usr/bin/python3' }));
-  assert.deepEqual(Object.keys(s).sort(), ['adapter', 'device', 'enable', 'maxNewTokens', 'maxPromptTokens', 'model', 'multiline']);
+  assert.deepEqual(Object.keys(s).sort(), ['adapter', 'cpuInt8', 'device', 'enable', 'maxNewTokens', 'maxPromptTokens', 'model', 'multiline']);
 });
 
 test('malformed values fall back or are clamped', () => {
-  const s = toServerSettings(from({ device: 'tpu', maxNewTokens: 1e9, maxPromptTokens: 'many', multiline: 'yes', enable: null, model: 42 }));
+  const s = toServerSettings(from({ device: 'tpu', maxNewTokens: 1e9, maxPromptTokens: 'many', multiline: 'yes', enable: null, model: 42, cpuInt8: 'no' }));
   assert.equal(s.device, 'auto');
-  assert.equal(s.maxNewTokens, 1024);
+  assert.equal(s.maxNewTokens, 512); // the server's own limit
+  assert.equal(s.cpuInt8, true);
   assert.equal(s.maxPromptTokens, 1024);
   assert.equal(s.multiline, true);
   assert.equal(s.enable, true);
