@@ -19,7 +19,7 @@ from ghostframe.server.default_model import (
     converted_gguf_dir,
     default_gguf_path,
 )
-from ghostframe.server.quantization import merge_adapter, quantize_int8
+from ghostframe.server import quantization
 
 Reporter = Callable[[str], None]
 ADAPTER_METADATA = "ghostframe.json"
@@ -192,12 +192,15 @@ def load_model(
     fingerprint = base_model_fingerprint(lm)
     if adapter:
         report(f"loading adapter {adapter}")
-        lm = merge_adapter(attach_adapter(lm, adapter, fingerprint, name))
+        lm = quantization.merge_adapter(attach_adapter(lm, adapter, fingerprint, name))
     lm.to(device_name).eval()
     precision = str(dtype).removeprefix("torch.")
     if cpu_int8 and device_name == "cpu":
-        report("quantizing to int8")
-        lm, precision = quantize_int8(lm), "int8"
+        if quantization.int8_kernel_works():
+            report("quantizing to int8")
+            lm, precision = quantization.quantize_int8(lm), "int8"
+        else:
+            report("this torch build has no int8 CPU kernel; running in float32")
     return LoadedModel(
         model=lm,
         tokenizer=tokenizer,

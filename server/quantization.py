@@ -15,6 +15,7 @@ channel here and multiplied with aten's own int8 weight-only kernel.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import torch
@@ -64,6 +65,16 @@ def quantize_int8(model: torch.nn.Module) -> torch.nn.Module:
             if type(child) is torch.nn.Linear:
                 setattr(parent, name, Int8WeightLinear(child))
     return model
+
+
+@functools.cache
+def int8_kernel_works() -> bool:
+    """Whether this torch build runs the int8 kernel; checked rather than assumed."""
+    try:
+        probe = Int8WeightLinear(torch.nn.Linear(32, 8))
+        return bool(torch.isfinite(probe(torch.ones(1, 32))).all())
+    except (RuntimeError, NotImplementedError, AttributeError):
+        return False
 
 
 def is_int8(model: torch.nn.Module) -> bool:

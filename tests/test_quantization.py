@@ -79,3 +79,13 @@ def test_int8_linear_matches_float32_on_both_paths(rows):
     if rows > KERNEL_MAX_ROWS:  # the dequantised path agrees with the int8 kernel row by row
         one_by_one = torch.cat([Int8WeightLinear(linear)(x[:, i:i + 1]) for i in range(rows)], dim=1)
         assert torch.allclose(got, one_by_one, atol=0.05)
+
+
+def test_without_an_int8_kernel_the_model_runs_in_float32(monkeypatch):
+    from ghostframe.server import quantization
+
+    monkeypatch.setattr(quantization, "int8_kernel_works", lambda: False)
+    messages = []
+    loaded = load_model(str(TINY_MODEL), device="cpu", report=messages.append)
+    assert loaded.precision == "float32" and not is_int8(loaded.model)
+    assert any("no int8 CPU kernel" in m for m in messages)
