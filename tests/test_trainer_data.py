@@ -197,12 +197,13 @@ FAKE_SECRETS = {
     "password_assignment": 'password = "correct-horse-battery"',
     "password_kwarg": 'conn = psycopg2.connect(host="db", user="me", password=\'p@ssw0rd!\')',
     "dict_secret": 'config = {"client_secret": "a1b2c3d4e5f6", "db_pwd": "letmein99"}',
+    "token_with_suffix": 'auth = {"access_token_value": "q7Zr9Wm2Kx8Tb4Nc"}',
 }
 SECRET_VALUES = [
     "MIIEowIBAAKCAQEAu1SU1LfVLPHCozMxH2Mo", "b3BlbnNzaC1rZXktdjEAAAAA", "AKIAIOSFODNN7EXAMPLE",
     "wJalrXUtnFEMI", "ghp_0123456789", "sk-proj-Ab3dEf", "xoxb-1234", "AIzaSyA123", "hf_abcdefghij",
     "sk_live_4eC39", "eyJhbGciOiJIUzI1NiJ9", "Sup3rS3cret", "hunter2hunter2", "correct-horse-battery",
-    "p@ssw0rd!", "a1b2c3d4e5f6", "letmein99",
+    "p@ssw0rd!", "a1b2c3d4e5f6", "letmein99", "q7Zr9Wm2Kx8Tb4Nc",
 ]
 
 
@@ -223,6 +224,9 @@ def test_ordinary_code_is_not_scrubbed():
         'url = "https://example.com/data.csv"\n'
         'help_text = "the token used to log in to the server"\n'
         'df = pd.read_sql("select * from t", "postgresql://localhost/db")\n'
+        'vec = TfidfVectorizer(token_pattern=r"(?u)\\b\\w\\w+\\b", lowercase=True)\n'
+        'headers = {"token_type": "bearer"}\n'
+        'form = {"password_field": "pwd_input", "SECRET_ENV_VAR": "APP_SECRET"}\n'
     )
     scrubbed, counts = scrub_secrets(code)
     assert scrubbed == code and not counts

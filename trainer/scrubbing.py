@@ -45,7 +45,14 @@ _URL_CREDENTIALS = re.compile(r"\b([A-Za-z][A-Za-z0-9+.-]*://[^\s:/@'\"]+):([^\s
 # password = "hunter2", "api_key": 'abc', token='...' : a string literal given to a secret-sounding name.
 _SECRET_NAME = (
     r"\b(?:\w*?[_.-])?(?:passw(?:or)?d|pwd|secret|api_?key|access_?key|auth_?token|token|private_?key|credentials?)"
-    r"(?:[_.-]\w*)?\b"
+    r"(?P<suffix>[_.-]\w*)?\b"
+)
+# token_pattern=r"(?u)\b\w\w+\b" (scikit-learn's vectorizers), token_type="bearer",
+# password_field="pwd": names that describe a secret rather than hold one.
+_DESCRIBES = re.compile(
+    r"[_.-](?:type|pattern|regex|re|name|names|field|label|prompt|hint|header|column|col|len|length|count|"
+    r"env|env_var|var|file|path|url|uri|endpoint|policy|format|fmt|kind|style|id_field)$",
+    re.IGNORECASE,
 )
 _ASSIGNED_SECRET = re.compile(
     rf"""(?ix)
@@ -63,6 +70,8 @@ def _assigned_secret(match: re.Match, counts: Counter) -> str:
     value = match.group("value")
     if _is_placeholder(value) or " " in value.strip() and len(value.split()) > 3:
         return match.group(0)  # already scrubbed, masked, or a sentence such as a help text
+    if _DESCRIBES.search(match.group("suffix") or ""):
+        return match.group(0)  # token_pattern=..., password_field=...: about a secret, not one
     counts["assigned_secret"] += 1
     return f"{match.group('name')}{match.group('quote')}{PLACEHOLDERS['assigned_secret']}{match.group('quote')}"
 
