@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 import time
@@ -18,6 +20,7 @@ from ghostframe.server.random_model import build_random_model
 
 # Built once per test session, before any server starts: servers get its path on the command line.
 _ROOT = Path(tempfile.mkdtemp(prefix="ghostframe-tests-"))
+atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 TINY_MODEL = build_random_model(_ROOT / "tiny")
 OTHER_TINY_MODEL = build_random_model(_ROOT / "tiny-seed1", seed=1)
 
