@@ -198,7 +198,8 @@ def load_model(
     if cpu_int8 and device_name == "cpu":
         if quantization.int8_kernel_works():
             report("quantizing to int8")
-            lm, precision = quantization.quantize_int8(lm), "int8"
+            lm = quantization.quantize_int8(lm)
+            precision = "int8" if quantization.is_int8(lm) else precision  # no nn.Linear: nothing to do
         else:
             report("this torch build has no int8 CPU kernel; running in float32")
     return LoadedModel(
