@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+
+from ghostframe.server.machine import environment
 
 
 def summary(seconds: list[float]) -> dict:
@@ -72,22 +72,23 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList
 
+    from ghostframe.server.cli import quiet_transformers
     from ghostframe.server.engine import CompletionEngine, SpeedOptions
     from ghostframe.server.model_loading import load_model
     from ghostframe.server.prompt import CompletionContext, build_prompt
     from ghostframe.server.settings import Settings
 
+    quiet_transformers()  # the report, not weight-loading bars
     loaded = load_model(args.model or None, args.adapter or None, args.device, cpu_int8=False)
     int8 = loaded.device == "cpu" and not args.no_cpu_int8
     served = load_model(args.model or None, args.adapter or None, args.device) if int8 else loaded
     sync = torch.cuda.synchronize if loaded.device == "cuda" else (lambda: None)
     budget = Settings().max_prompt_tokens
     paths = {"engine_plain": (loaded, SpeedOptions(plain=True)),
-             "engine_cache_lookup": (loaded, SpeedOptions(typed_through=False)),
-             "engine_cache_lookup_int8": (served, SpeedOptions(typed_through=False)),
-             "engine_fast": (served, SpeedOptions())}
-    if served is loaded:
-        del paths["engine_cache_lookup_int8"]
+             "engine_cache_lookup": (loaded, SpeedOptions(typed_through=False))}
+    if served is not loaded:
+        paths["engine_cache_lookup_int8"] = (served, SpeedOptions(typed_through=False))
+    paths["engine_fast"] = (served, SpeedOptions())
     rows: dict[str, dict[str, list]] = {name: {"total": [], "first": [], "tokens": [], "typed": []}
                                         for name in ("plain_generate", *paths)}
 
@@ -152,17 +153,15 @@ async def latency(args: argparse.Namespace) -> int:
     report = {
         "device": status.get("device"), "precision": status.get("precision"), "model": status.get("model"),
         "adapter": status.get("adapter"),
-        "machine": f"{platform.machine()} {platform.processor() or ''} ({os.cpu_count()} cores)".strip(),
+        "environment": environment(),
         "keystrokes": len(typed), "max_new_tokens": args.max_new_tokens, "mean_prompt_tokens": prompt_tokens,
         "ghostframe_server": ours, **rows,
         "speedup_p50": round(plain["p50_ms"] / max(ours["p50_ms"], 0.1), 1),
     }
-    if report["device"] == "cuda":
-        import torch
-
-        report["gpu"] = torch.cuda.get_device_name(0)
-    print(f"\nghostframe bench latency — {report['model']} on {report['device']}"
-          f"{' (' + report['gpu'] + ')' if 'gpu' in report else ''}, served in {report['precision']}, {len(typed)} keystrokes, "
+    env = report["environment"]
+    hardware = env["cuda"] if report["device"] == "cuda" else f"{env['processor']}, {env['cpu_count']} cores"
+    print(f"\nghostframe bench latency — {report['model']} on {report['device']} ({hardware}), "
+          f"served in {report['precision']}, {len(typed)} keystrokes, "
           f"~{prompt_tokens} prompt tokens, max {args.max_new_tokens} new tokens")
     print(f"{'path':<44}{'p50 ms':>9}{'p95 ms':>9}{'TTFT p50':>10}{'tokens':>8}")
     table = [("ghostframe server, over LSP (end to end)", ours),

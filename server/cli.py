@@ -29,14 +29,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def quiet_libraries() -> None:
-    """Keep library progress bars and advice out of the editor's log."""
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+def quiet_transformers() -> None:
+    """No weight-loading progress bars or advice from transformers (server, trainer, bench)."""
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+
+
+def quiet_libraries() -> None:
+    """Keep library progress bars and advice out of the editor's log."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    quiet_transformers()
 
 
 def main(argv=None) -> None:

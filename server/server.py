@@ -121,7 +121,7 @@ class GhostframeServer(LanguageServer):
         model, adapter, device, cpu_int8 = self._model_request(self.settings)
         self.engine = None
         self.announce(state="loading", ready=False, error=None, model=model or "default",
-                      adapter=adapter or None, device=device, message="loading model")
+                      adapter=adapter or None, device=device, precision="", message="loading model")
         asyncio.ensure_future(self._load(self._load_serial, model, adapter, device, cpu_int8))
 
     async def _load(self, serial: int, model: str, adapter: str, device: str, cpu_int8: bool) -> None:

@@ -20,6 +20,7 @@ def test_latency_bench_reports_each_path_against_plain_generate(tmp_path):
     assert "plain model.generate" in done.stdout and "int8 weights" in done.stdout
     report = json.loads(report_path.read_text())
     assert report["device"] == "cpu" and report["precision"] == "int8" and report["keystrokes"] == 4
+    assert report["environment"]["cuda"] is None and report["environment"]["cpu_count"] >= 1
     for path in ("ghostframe_server", "plain_generate", "engine_plain", "engine_cache_lookup",
                  "engine_cache_lookup_int8", "engine_fast"):
         assert report[path]["n"] == 4 and report[path]["p95_ms"] >= report[path]["p50_ms"] >= 0, path

@@ -8,6 +8,7 @@ import torch
 from conftest import TINY_MODEL, make_adapter
 from ghostframe.server.engine import CompletionEngine, SpeedOptions
 from ghostframe.server.model_loading import load_model
+from ghostframe.server.prompt import CompletionContext
 from ghostframe.server.quantization import is_int8
 from ghostframe.server.terminal_cli import example_path
 
@@ -23,8 +24,12 @@ def float32():
     return load_model(str(TINY_MODEL), device="cpu", cpu_int8=False)
 
 
-def test_cpu_int8_quantizes_every_linear_layer_and_stays_close_to_float32(float32):
-    int8 = load_model(str(TINY_MODEL), device="cpu")
+@pytest.fixture(scope="module")
+def int8():
+    return load_model(str(TINY_MODEL), device="cpu")
+
+
+def test_cpu_int8_quantizes_every_linear_layer_and_stays_close_to_float32(float32, int8):
     assert (int8.precision, float32.precision) == ("int8", "float32")
     assert is_int8(int8.model) and not is_int8(float32.model)
     assert not any(type(m) is torch.nn.Linear for m in int8.model.modules())  # lm_head included
@@ -37,13 +42,10 @@ def test_cpu_int8_quantizes_every_linear_layer_and_stays_close_to_float32(float3
     assert not torch.equal(exact, approx)  # it really runs other kernels
 
 
-def test_speed_ups_stay_exact_on_int8_weights():
-    int8 = load_model(str(TINY_MODEL), device="cpu")
+def test_speed_ups_stay_exact_on_int8_weights(int8):
     plain = CompletionEngine(int8, SpeedOptions(plain=True))
     fast = CompletionEngine(int8, SpeedOptions(typed_through=False))
     text = example_path().read_text().rstrip()
-    from ghostframe.server.prompt import CompletionContext
-
     for cut in range(len(text) - 6, len(text) + 1):
         ctx = CompletionContext(text[:cut], "\n")
         assert fast.complete(ctx, 16, 256, True, document="d").text == plain.complete(ctx, 16, 256, True).text

@@ -151,11 +151,11 @@ def quiet_libraries() -> None:
     import warnings
 
     import datasets
-    import transformers
+
+    from ghostframe.server.cli import quiet_transformers
 
     datasets.disable_progress_bars()
-    transformers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
+    quiet_transformers()
     warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
 

@@ -10,11 +10,11 @@ Every system answers the same cases, one system loaded at a time.
 from __future__ import annotations
 
 import os
-import platform
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from ghostframe.server.machine import environment
 from ghostframe.server.model_loading import read_adapter_metadata
 from ghostframe.trainer.corpus import CorpusOptions, DatasetSource
 from ghostframe.trainer.eval_cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED, CaseSet, load_cases
@@ -110,28 +110,6 @@ def split_warnings(cfg: EvalConfig) -> list[str]:
                 out.append(f"{folder} is nested with {system.label}'s training source {inside[0]}: relative paths, "
                            "and so the split, differ; give the same folder the adapter was trained on.")
     return out
-
-
-def cpu_name() -> str:
-    """The CPU's model name (from /proc/cpuinfo on Linux), for reports that quote timings."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def environment(threads: int | None) -> dict:
-    import torch
-
-    return {
-        "machine": platform.machine(), "processor": cpu_name(),
-        "cpu_count": os.cpu_count(), "torch_threads": threads or torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "python": platform.python_version(), "torch": torch.__version__,
-    }
 
 
 def evaluate(cfg: EvalConfig, progress: Progress = no_progress, report=lambda _: None,
