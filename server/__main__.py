@@ -1,3 +1,3 @@
-from ghostframe.server.cli import main
+from ghostframe.server.lsp.cli import main
 
 main()

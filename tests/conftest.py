@@ -8,7 +8,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
-from ghostframe.server.random_model import build_random_model
+from ghostframe.server.testing.random_model import build_random_model
 
 # Built once per test session, before any server starts: servers get its path on the command line.
 _ROOT = Path(tempfile.mkdtemp(prefix="ghostframe-tests-"))
@@ -39,10 +38,32 @@ def vscode_capabilities() -> types.ClientCapabilities:
     return caps
 
 
-async def initialize(client: LanguageClient, settings: dict | None = None) -> types.InitializeResult:
+def record_status(client: LanguageClient) -> list[dict]:
+    """Keep every `ghostframe/status` notification the server sends, in order."""
+    if not hasattr(client, "statuses"):
+        client.statuses = []
+        client.status_arrived = asyncio.Condition()
+
+        @client.feature("ghostframe/status")
+        async def on_status(params):
+            client.statuses.append(params._asdict() if hasattr(params, "_asdict") else dict(params))
+            async with client.status_arrived:
+                client.status_arrived.notify_all()
+
+        @client.feature(types.CLIENT_REGISTER_CAPABILITY)
+        def on_register(params: types.RegistrationParams):
+            """Accept dynamic registrations (file watching), as VS Code does."""
+            client.registrations = [*getattr(client, "registrations", []), *params.registrations]
+
+    return client.statuses
+
+
+async def initialize(client: LanguageClient, settings: dict | None = None,
+                     capabilities: types.ClientCapabilities | None = None) -> types.InitializeResult:
     """Initialize as VS Code would, with ghostframe settings in initializationOptions."""
+    record_status(client)
     return await client.initialize_session(types.InitializeParams(
-        capabilities=vscode_capabilities(),
+        capabilities=capabilities or vscode_capabilities(),
         initialization_options={"ghostframe": settings or {}},
     ))
 
@@ -53,15 +74,44 @@ async def status(client: LanguageClient) -> dict:
 
 
 async def wait_until(client: LanguageClient, states=("ready",), timeout: float = 180) -> dict:
-    """Poll ghostframe.status until the model is in one of `states`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        current = await status(client)
-        if current["state"] in states:
-            return current
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"server stayed in state {current}")
-        await asyncio.sleep(0.1)
+    """Wait for the server's own `ghostframe/status` announcement of one of `states`.
+
+    A status request first is the barrier: the server answers it after announcing whatever
+    the messages sent before it caused (a reload's "loading"), so an old "ready" never counts.
+    """
+    record_status(client)  # for clients initialized without `initialize` above
+    current = await status(client)
+
+    async def announced() -> dict:
+        async with client.status_arrived:
+            await client.status_arrived.wait_for(lambda: client.statuses and client.statuses[-1]["state"] in states)
+        return client.statuses[-1]
+
+    if current["state"] in states:
+        return current
+    try:
+        return await asyncio.wait_for(announced(), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"server stayed in state {client.statuses[-1:]}") from None
+
+
+async def wait_for_status(client: LanguageClient, predicate, timeout: float = 180) -> dict:
+    """Wait until the server announces a status for which `predicate` holds (or already has).
+
+    For changes whose effect starts asynchronously (a settings change that the server first
+    pulls with workspace/configuration), no request can serve as a barrier: wait on the effect.
+    """
+    record_status(client)
+
+    async def announced() -> dict:
+        async with client.status_arrived:
+            await client.status_arrived.wait_for(lambda: client.statuses and predicate(client.statuses[-1]))
+        return client.statuses[-1]
+
+    try:
+        return await asyncio.wait_for(announced(), timeout)
+    except asyncio.TimeoutError:
+        raise TimeoutError(f"server stayed in state {client.statuses[-1:]}") from None
 
 
 def open_document(client: LanguageClient, uri: str, text: str, version: int = 1) -> None:
@@ -90,8 +140,8 @@ async def client(lsp_client: LanguageClient):
 @pytest.fixture(scope="session")
 def tiny_engine():
     """The same tiny model in this process, to compute what the server should answer."""
-    from ghostframe.server.engine import CompletionEngine
-    from ghostframe.server.model_loading import load_model
+    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.model_loading import load_model
 
     return CompletionEngine(load_model(str(TINY_MODEL), device="cpu"))
 
@@ -102,7 +152,7 @@ def make_adapter(base, out, with_metadata: bool):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
 
-    from ghostframe.server.model_loading import base_model_fingerprint
+    from ghostframe.server.inference.model_loading import base_model_fingerprint
 
     model = AutoModelForCausalLM.from_pretrained(base)
     fingerprint = base_model_fingerprint(model)
@@ -112,3 +162,153 @@ def make_adapter(base, out, with_metadata: bool):
     if with_metadata:
         (out / "ghostframe.json").write_text(json.dumps({"base_model": {"name": str(base), "fingerprint": fingerprint}}))
     return out
+
+
+def frame(message) -> bytes:
+    """One LSP frame around a JSON message (or around raw bytes)."""
+    body = message if isinstance(message, bytes) else json.dumps(message).encode()
+    return b"Content-Length: %d\r\n\r\n" % len(body) + body
+
+
+class RawServer:
+    """The real server as a subprocess, spoken to in raw bytes over stdio: for what no LSP client
+    library would send (damaged frames, requests out of order). Its stdout is parsed strictly:
+    anything that is not an LSP frame fails the test."""
+
+    def __init__(self, *args: str):
+        import subprocess
+        import threading
+
+        self.proc = subprocess.Popen(server_command("--model", str(TINY_MODEL), *args),
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        self.messages: list[dict] = []
+        self.garbage: bytes | None = None  # the first stdout bytes that were no LSP frame
+        self._arrived = threading.Condition()
+        self._stderr = b""
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        self._stderr_reader = threading.Thread(target=self._read_stderr, daemon=True)
+        self._stderr_reader.start()
+
+    def _read_stdout(self) -> None:
+        out = self.proc.stdout
+        while header := out.readline():
+            seen, fields = header, {}
+            try:
+                while header not in (b"\r\n", b""):
+                    name, colon, value = header.decode("ascii").partition(":")
+                    assert colon and header.endswith(b"\r\n")
+                    fields[name.strip().lower()] = value.strip()
+                    header = out.readline()
+                    seen += header
+                body = out.read(int(fields["content-length"]))
+                message = json.loads(body)
+            except (AssertionError, ValueError, KeyError, UnicodeDecodeError):
+                self.garbage = seen + out.read(200)
+                break
+            with self._arrived:
+                self.messages.append(message)
+                self._arrived.notify_all()
+        with self._arrived:
+            self._arrived.notify_all()
+
+    def _read_stderr(self) -> None:
+        self._stderr = self.proc.stderr.read()
+
+    def send(self, *messages) -> None:
+        """Frames for dicts, raw bytes as they are."""
+        for message in messages:
+            self.proc.stdin.write(message if isinstance(message, bytes) else frame(message))
+        self.proc.stdin.flush()
+
+    def request(self, msg_id, method: str, params=None) -> dict:
+        self.send({"jsonrpc": "2.0", "id": msg_id, "method": method, **({} if params is None else {"params": params})})
+        return self.response(msg_id)
+
+    def response(self, msg_id, timeout: float = 120) -> dict:
+        """Wait for the answer to `msg_id` (the test's only wait: on the server's own message)."""
+        return self.wait_for(lambda m: m.get("id") == msg_id and "method" not in m, timeout)
+
+    def wait_for(self, matches, timeout: float = 120) -> dict:
+        with self._arrived:
+            found = self._arrived.wait_for(
+                lambda: next((m for m in self.messages if matches(m)), None) or self.proc.poll() is not None, timeout)
+            message = next((m for m in self.messages if matches(m)), None)
+        assert message is not None, f"no such message (server exited: {self.proc.poll()}); got {self.messages[-5:]}"
+        return message
+
+    def initialize(self, capabilities: dict | None = None, **init) -> dict:
+        result = self.request(1, "initialize", {"processId": None, "capabilities": capabilities or {}, **init})
+        self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
+        return result
+
+    def wait_ready(self) -> dict:
+        return self.wait_for(lambda m: m.get("method") == "ghostframe/status"
+                             and m["params"]["state"] in ("ready", "error"))["params"]
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        """Close stdin, wait for the process; return (exit code, stderr)."""
+        import subprocess
+
+        try:
+            self.proc.stdin.close()
+        except BrokenPipeError:
+            pass
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        self._stderr_reader.join(10)
+        return code, self._stderr.decode(errors="replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def raw_server():
+    """A fresh server per test, spoken to in raw bytes; killed if the test leaves it running."""
+    servers = []
+
+    def start(*args: str) -> RawServer:
+        servers.append(RawServer(*args))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.kill()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command("--model", str(TINY_MODEL))))
+async def fresh_client(lsp_client: LanguageClient):
+    """A server of its own for one test (state from another test can never leak in), ready."""
+    lsp_client.server_capabilities = (await initialize(lsp_client, {"maxNewTokens": 8})).capabilities
+    await wait_until(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command("--model", str(TINY_MODEL))))
+async def bare_client(lsp_client: LanguageClient):
+    """A server of its own, not yet initialized: the test chooses how."""
+    record_status(lsp_client)
+    yield
+    await lsp_client.shutdown_session()
+
+
+def in_process_server():
+    """The real server object, initialized, with no transport: drive it with `deliver` and read its
+    workspace directly (document bookkeeping only; no model is loaded)."""
+    from ghostframe.server.lsp.server import create_server
+
+    ls = create_server()
+    ls.protocol.set_writer(type("Sink", (), {"write": lambda self, data: None, "close": lambda self: None})())
+    deliver(ls, {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}, "processId": None}})
+    return ls
+
+
+def deliver(ls, message: dict) -> None:
+    """Hand one JSON-RPC message to an in-process server, as its reader would."""
+    ls.protocol.handle_message(ls.protocol.structure_message(message))

@@ -7,14 +7,14 @@ import sys
 
 import pytest
 
-from ghostframe.server.terminal_cli import default_cursor, example_path
+from ghostframe.server.tools.terminal_cli import default_cursor, example_path
 
 pytestmark = pytest.mark.default_model
 
 
 def test_complete_example_prints_a_real_completion():
     """The README's first command: a completion of the bundled example through the real server."""
-    done = subprocess.run([sys.executable, "-m", "ghostframe.server.terminal_cli", "complete", "--example"],
+    done = subprocess.run([sys.executable, "-m", "ghostframe.server.tools.terminal_cli", "complete", "--example"],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     text = example_path().read_text()
@@ -26,9 +26,9 @@ def test_complete_example_prints_a_real_completion():
 
 
 def test_default_model_loads_and_completes_pandas():
-    from ghostframe.server.engine import CompletionEngine
-    from ghostframe.server.model_loading import load_model
-    from ghostframe.server.prompt import CompletionContext
+    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.model_loading import load_model
+    from ghostframe.server.inference.prompt import CompletionContext
 
     loaded = load_model(device="cpu")
     assert loaded.model.config.num_hidden_layers == 30 and loaded.model.config.hidden_size == 576

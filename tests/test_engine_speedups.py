@@ -5,16 +5,16 @@ from __future__ import annotations
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.decoding import draft_from_context
-from ghostframe.server.engine import CompletionEngine, SpeedOptions
-from ghostframe.server.prefix_cache import PrefixCache
-from ghostframe.server.prompt import CompletionContext
-from ghostframe.server.terminal_cli import example_path
+from ghostframe.server.inference.decoding import draft_from_context
+from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.prefix_cache import PrefixCache
+from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.tools.terminal_cli import example_path
 
 
 @pytest.fixture(scope="module")
 def loaded():
-    from ghostframe.server.model_loading import load_model
+    from ghostframe.server.inference.model_loading import load_model
 
     return load_model(str(TINY_MODEL), device="cpu")
 

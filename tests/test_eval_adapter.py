@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.trainer.eval_cli import main
-from ghostframe.trainer.split import VALID, split_of
+from ghostframe.trainer.evaluation.cli import main
+from ghostframe.trainer.data.split import VALID, split_of
 
 MEMORISED = '''import pandas as pd
 import matplotlib.pyplot as plt
@@ -52,7 +52,7 @@ def memorising_adapter(base: Path, text: str, out: Path, steps: int = 200) -> Pa
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from ghostframe.server.model_loading import ADAPTER_METADATA, base_model_fingerprint
+    from ghostframe.server.inference.model_loading import ADAPTER_METADATA, base_model_fingerprint
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a 64-wide model: one thread is fastest, and the machine is shared
@@ -115,8 +115,8 @@ def test_reports_are_written_for_people(evaluated):
 
 def test_the_real_server_over_lsp_gives_the_same_suggestions(evaluated):
     """--via-lsp asks a real server process; its answers equal the in-process ones."""
-    from ghostframe.trainer.eval_cases import load_cases
-    from ghostframe.trainer.evaluation import EvalConfig, Generation, System, evaluate
+    from ghostframe.trainer.evaluation.cases import load_cases
+    from ghostframe.trainer.evaluation.run import EvalConfig, Generation, System, evaluate
 
     repo, adapter, _, _, results = evaluated
     cases = load_cases([repo], per_file=6)

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ghostframe.trainer.corpus import CorpusOptions, iter_clean_files
-from ghostframe.trainer.eval_cases import case_at, eligible_lines, file_cases, load_cases
-from ghostframe.trainer.eval_metrics import edit_similarity, exact_match, percentile, score, summarise
-from ghostframe.trainer.split import TRAIN, VALID, split_of
+from ghostframe.trainer.data.corpus import CorpusOptions, iter_clean_files
+from ghostframe.trainer.evaluation.cases import case_at, eligible_lines, file_cases, load_cases
+from ghostframe.trainer.evaluation.metrics import edit_similarity, exact_match, percentile, score, summarise
+from ghostframe.trainer.data.split import TRAIN, VALID, split_of
 
 SOURCE = '''"""Module docstring
 spanning lines."""

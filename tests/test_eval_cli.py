@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from ghostframe.trainer.eval_cli import build_parser, corpus_setup
-from ghostframe.trainer.evaluation import EvalConfig, split_warnings, systems_for
+from ghostframe.trainer.evaluation.cli import build_parser, corpus_setup
+from ghostframe.trainer.evaluation.run import EvalConfig, split_warnings, systems_for
 
 
 def fake_run(path, sources, **config):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
-from ghostframe.server.settings import Settings, parse_settings
+from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
+from ghostframe.server.lsp.settings import Settings, parse_settings
 
 
 def test_single_line_while_the_cursor_line_has_code():

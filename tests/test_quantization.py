@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, make_adapter
-from ghostframe.server.engine import CompletionEngine, SpeedOptions
-from ghostframe.server.model_loading import load_model
-from ghostframe.server.prompt import CompletionContext
-from ghostframe.server.quantization import is_int8
-from ghostframe.server.terminal_cli import example_path
+from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.model_loading import load_model
+from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.quantization import is_int8
+from ghostframe.server.tools.terminal_cli import example_path
 
 
 def logits(loaded, text: str) -> torch.Tensor:
@@ -70,7 +70,7 @@ def test_merged_adapter_computes_what_the_unmerged_adapter_does(float32, tmp_pat
 
 @pytest.mark.parametrize("rows", [1, 11, 40], ids=["decode", "draft-check", "prefill"])
 def test_int8_linear_matches_float32_on_both_paths(rows):
-    from ghostframe.server.quantization import KERNEL_MAX_ROWS, Int8WeightLinear
+    from ghostframe.server.inference.quantization import KERNEL_MAX_ROWS, Int8WeightLinear
 
     torch.manual_seed(0)
     linear = torch.nn.Linear(64, 96)
@@ -84,7 +84,7 @@ def test_int8_linear_matches_float32_on_both_paths(rows):
 
 
 def test_without_an_int8_kernel_the_model_runs_in_float32(monkeypatch):
-    from ghostframe.server import quantization
+    from ghostframe.server.inference import quantization
 
     monkeypatch.setattr(quantization, "int8_kernel_works", lambda: False)
     messages = []

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from conftest import inline, open_document, status, wait_until
-from ghostframe.server.prompt import CompletionContext
+from conftest import inline, open_document, status, wait_for_status, wait_until
+from ghostframe.server.inference.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"
 
@@ -83,7 +83,8 @@ async def test_completion_fallback_returns_the_same_text(client):
     assert result.items[0].text_edit.new_text == inline_items[0].insert_text
 
 
-async def test_disabled_setting_returns_no_items_and_reenabling_works(client):
+async def test_disabled_setting_returns_no_items_and_reenabling_works(fresh_client):
+    client = fresh_client  # changes settings: a server of its own
     uri = "file:///work/toggle.py"
     open_document(client, uri, SOURCE)
     position = (3, len("total = df['amount']."))
@@ -93,13 +94,15 @@ async def test_disabled_setting_returns_no_items_and_reenabling_works(client):
     assert len(await inline(client, uri, *position)) == 1
 
 
-async def test_cpu_int8_is_the_default_and_a_setting_turns_it_off(client):
+async def test_cpu_int8_is_the_default_and_a_setting_turns_it_off(fresh_client):
+    client = fresh_client  # changes settings: a server of its own
     assert (await status(client))["precision"] == "int8"
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"cpuInt8": False}}))
-    reloaded = await wait_until(client, states=("ready", "error"))
+    reloaded = await wait_for_status(client, lambda s: s["state"] == "error" or s.get("precision") == "float32")
     assert reloaded["state"] == "ready" and reloaded["precision"] == "float32"
     uri = "file:///work/float32.py"
     open_document(client, uri, SOURCE)
     assert len(await inline(client, uri, 3, len("total = df['amount']."))) == 1
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"cpuInt8": True}}))
-    assert (await wait_until(client))["precision"] == "int8"
+    back = await wait_for_status(client, lambda s: s["state"] == "error" or s.get("precision") == "int8")
+    assert back["state"] == "ready"

@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from ghostframe.trainer.corpus import CorpusError, CorpusOptions, DatasetSource, build_corpus, iter_clean_files
-from ghostframe.trainer.dedup import Deduplicator, content_hash
-from ghostframe.trainer.hygiene import DEFAULT_KEYWORDS, any_keyword_in_string, decode_source, generated_reason
-from ghostframe.trainer.notebooks import NotebookError, notebook_to_python
-from ghostframe.trainer.packing import pack_token_lists, packed_blocks
-from ghostframe.trainer.scrubbing import scrub_secrets
-from ghostframe.trainer.sources import iter_folder_files
-from ghostframe.trainer.split import normalise_relative_path, split_of
+from ghostframe.trainer.data.corpus import CorpusError, CorpusOptions, DatasetSource, build_corpus, iter_clean_files
+from ghostframe.trainer.data.dedup import Deduplicator, content_hash
+from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, any_keyword_in_string, decode_source, generated_reason
+from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+from ghostframe.trainer.data.packing import pack_token_lists, packed_blocks
+from ghostframe.trainer.data.scrubbing import scrub_secrets
+from ghostframe.trainer.data.sources import iter_folder_files
+from ghostframe.trainer.data.split import normalise_relative_path, split_of
 from trainer_fixtures import build_tiny_model, data_science_file, make_repo, notebook_json
 
 # --------------------------------------------------------------------------- filter

@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from ghostframe.server.tools import lsp_client
 from ghostframe.trainer.cli import main
 from trainer_fixtures import build_tiny_model, make_repo
-
-lsp_client = pytest.importorskip("ghostframe.server.lsp_client")
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +18,11 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     repo = make_repo(root / "repo", files=12)
     out = root / "adapter"
     assert main([str(repo), "--output", str(out), "--model", str(tiny), "--context-length", "64",
-                 "--batch-size", "4", "--max-steps", "4", "--lr", "1e-2", "--quiet"]) == 0
+                 "--batch-size", "4", "--max-steps", "4", "--lr", "1e-2", "--quiet", "--no-gate"]) == 0
     return tiny, out
+
+
+DOCUMENT = "import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf = df."
 
 
 async def _status_and_completion(server_args: list[str], tmp_path: Path, ask: bool) -> tuple[dict, str | None]:
@@ -32,8 +34,8 @@ async def _status_and_completion(server_args: list[str], tmp_path: Path, ask: bo
         text = None
         if ask and status.get("state") == "ready":
             uri = (tmp_path / "analysis.py").as_uri()
-            client.open(uri, "import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf = df.")
-            text, _seconds = await client.inline(uri, 2, 8)
+            client.open(uri, DOCUMENT)
+            text, _seconds = await client.inline(uri, 2, len("df = df."))
         return status, text
     finally:
         await client.close()
@@ -45,7 +47,17 @@ async def test_server_answers_an_inline_completion_with_the_adapter(trained, tmp
         ["--model", str(tiny), "--adapter", str(adapter), "--device", "cpu"], tmp_path, ask=True)
     assert status["state"] == "ready", status
     assert Path(status["adapter"]) == adapter.resolve()
-    assert isinstance(text, str)  # a random tiny model may well propose nothing; the request must succeed
+    # The server's answer is the trained model's: the same engine in this process, base + adapter.
+    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.model_loading import load_model
+    from ghostframe.server.inference.prompt import CompletionContext
+    from ghostframe.server.lsp.settings import Settings
+
+    settings = Settings()
+    engine = CompletionEngine(load_model(str(tiny), str(adapter), device="cpu"))
+    expected = engine.complete(CompletionContext(DOCUMENT, ""), settings.max_new_tokens,
+                               settings.max_prompt_tokens, settings.multiline).text
+    assert text == expected
 
 
 async def test_server_refuses_an_adapter_for_another_base_model(trained, tmp_path):

@@ -11,13 +11,21 @@ from pathlib import Path
 import pytest
 import torch
 
-from ghostframe.server.model_loading import ADAPTER_METADATA, ModelLoadError, load_model
-from ghostframe.trainer.checkpoints import FAULT_ENV, checkpoint_dirs
+from ghostframe.server.inference.model_loading import ADAPTER_METADATA, ModelLoadError, load_model
+from ghostframe.trainer.training.checkpoints import checkpoint_dirs
 from ghostframe.trainer.cli import main
-from ghostframe.trainer.loss import CausalLMLoss, keytoken_ids
-from ghostframe.trainer.metrics import read_metrics
-from ghostframe.trainer.training import batch_indices
-from trainer_fixtures import build_tiny_model, make_repo
+from ghostframe.trainer.training.loss import CausalLMLoss, keytoken_ids
+from ghostframe.trainer.training.metrics import read_metrics
+from ghostframe.trainer.training.loop import batch_indices
+from trainer_fixtures import (
+    KILL_AFTER_SAVE,
+    build_tiny_model,
+    disk_full_at_save,
+    free_port,
+    interrupt_at_step,
+    make_repo,
+    train_args,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,16 +40,11 @@ def repo(tmp_path_factory) -> Path:
     return make_repo(tmp_path_factory.mktemp("repos") / "repo")
 
 
-def train_args(repo: Path, tiny: Path, output: Path, steps: int = 12, *extra: str) -> list[str]:
-    return [str(repo), "--output", str(output), "--model", str(tiny), "--context-length", "64",
-            "--batch-size", "4", "--max-steps", str(steps), "--lr", "1e-2", "--eval-every", "4",
-            "--save-every", "4", "--log-every", "2", "--eval-batches", "4", "--quiet", *extra]
-
-
-def run_cli(args: list[str], env_extra: dict | None = None, timeout: int = 180) -> subprocess.CompletedProcess:
-    env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, "-m", "ghostframe.trainer", *args], capture_output=True, text=True,
-                          env=env, timeout=timeout, cwd=REPO_ROOT)
+def run_cli(args: list[str], timeout: int = 180, kill_after_save: int | None = None) -> subprocess.CompletedProcess:
+    """ghostframe-train in a child process (SIGKILLed after saving checkpoint `kill_after_save`, if given)."""
+    start = ["-m", "ghostframe.trainer"] if kill_after_save is None else ["-c", KILL_AFTER_SAVE, str(kill_after_save)]
+    return subprocess.run([sys.executable, *start, *args], capture_output=True, text=True,
+                          env=dict(os.environ), timeout=timeout, cwd=REPO_ROOT)
 
 
 def trained_weights(output: Path) -> dict[str, torch.Tensor]:
@@ -103,7 +106,7 @@ def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny, repo):
     assert main(train_args(repo, tiny, straight, 12)) == 0
 
     killed = tmp_path / "killed"
-    done = run_cli(train_args(repo, tiny, killed, 12), {FAULT_ENV: "kill-after-save:4"})
+    done = run_cli(train_args(repo, tiny, killed, 12), kill_after_save=4)
     assert done.returncode == -9, done.stderr[-2000:]
     assert [p.name for p in checkpoint_dirs(killed / "work" / "checkpoints")] == ["step-00000004"]
     assert not (killed / "adapter_model.safetensors").exists()
@@ -130,12 +133,12 @@ def test_data_order_is_a_pure_function_of_the_step():
 
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, tiny, repo, capsys, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.setenv(FAULT_ENV, "interrupt-at-step:6")
-    assert main(train_args(repo, tiny, out, 12)) == 130
+    with monkeypatch.context() as patch:
+        interrupt_at_step(patch, 6)
+        assert main(train_args(repo, tiny, out, 12)) == 130
     err = capsys.readouterr().err
     assert "Stopped at step 6 of 12" in err and "--resume" in err
     assert checkpoint_dirs(out / "work" / "checkpoints")[-1].name == "step-00000006"
-    monkeypatch.delenv(FAULT_ENV)
     assert main(["--output", str(out), "--resume", "--quiet"]) == 0  # the command it printed
     assert "resumed from" in capsys.readouterr().err
     meta = json.loads((out / ADAPTER_METADATA).read_text())
@@ -145,7 +148,7 @@ def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, tiny, repo, 
 
 def test_out_of_disk_space_while_checkpointing_keeps_the_previous_checkpoint(tmp_path, tiny, repo, capsys, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.setenv(FAULT_ENV, "disk-full-at-save:8")
+    disk_full_at_save(monkeypatch, 8)
     assert main(train_args(repo, tiny, out, 12)) == 1
     err = capsys.readouterr().err
     assert "out of disk space" in err and "step-00000004 is intact" in err and "--resume" in err
@@ -154,9 +157,9 @@ def test_out_of_disk_space_while_checkpointing_keeps_the_previous_checkpoint(tmp
 
 def test_a_corrupt_checkpoint_is_reported_and_the_previous_one_used(tmp_path, tiny, repo, capsys, monkeypatch):
     out = tmp_path / "run"
-    monkeypatch.setenv(FAULT_ENV, "interrupt-at-step:9")
-    assert main(train_args(repo, tiny, out, 12)) == 130
-    monkeypatch.delenv(FAULT_ENV)
+    with monkeypatch.context() as patch:
+        interrupt_at_step(patch, 9)
+        assert main(train_args(repo, tiny, out, 12)) == 130
     latest = checkpoint_dirs(out / "work" / "checkpoints")[-1]
     (latest / "trainable.safetensors").write_bytes(b"garbage")
     capsys.readouterr()
@@ -250,7 +253,7 @@ def test_python_dash_m_and_console_script_show_help():
 def test_two_processes_with_distributed_data_parallel_on_cpu(tmp_path, tiny, repo):
     """What `accelerate launch --num_processes 2` does on GPUs, with torchrun and gloo on the CPU."""
     out = tmp_path / "ddp"
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(free_port()),
                "-m", "ghostframe.trainer", *train_args(repo, tiny, out, 4, "--batch-size", "2", "--device", "cpu")]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300, cwd=REPO_ROOT)
@@ -263,7 +266,7 @@ def test_two_processes_with_distributed_data_parallel_on_cpu(tmp_path, tiny, rep
 def test_first_ctrl_c_asks_to_stop_and_the_second_aborts():
     import signal
 
-    from ghostframe.trainer.training import StopRequest
+    from ghostframe.trainer.training.loop import StopRequest
 
     messages = []
     with StopRequest(messages.append) as stop:

@@ -63,6 +63,79 @@ def make_repo(root: Path, files: int = 40) -> Path:
 
 
 def build_tiny_model(path: Path, seed: int = 0) -> Path:
-    from ghostframe.server.random_model import build_random_model
+    from ghostframe.server.testing.random_model import build_random_model
 
     return build_random_model(path, shape="tiny", seed=seed)
+
+
+# --------------------------------------------------------------------------- faults for the resume tests
+# Injected from outside the product code: a real SIGINT, a real failed write, a real SIGKILL.
+
+
+def interrupt_at_step(monkeypatch, step: int) -> None:
+    """Press Ctrl-C (a real SIGINT to this process) as optimizer step `step` finishes."""
+    import os
+    import signal
+
+    from torch.optim.lr_scheduler import LRScheduler
+
+    original = LRScheduler.step
+
+    def step_then_interrupt(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        if self.last_epoch == step:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(LRScheduler, "step", step_then_interrupt)
+
+
+def disk_full_at_save(monkeypatch, step: int) -> None:
+    """Make the checkpoint write for `step` fail as a full disk does (ENOSPC)."""
+    import errno
+    import os
+
+    from ghostframe.trainer.training import checkpoints
+
+    original = checkpoints.save_file
+
+    def save_file(tensors, filename, *args, **kwargs):
+        if f"{checkpoints.PREFIX}{step:08d}.partial" in str(filename):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(filename))
+        return original(tensors, filename, *args, **kwargs)
+
+    monkeypatch.setattr(checkpoints, "save_file", save_file)
+
+
+# `python -c KILL_AFTER_SAVE STEP ARGS...`: ghostframe-train, SIGKILLed right after checkpoint STEP is saved.
+KILL_AFTER_SAVE = """
+import os, signal, sys
+import ghostframe.trainer.training.loop as loop
+from ghostframe.trainer.cli import main
+step, original = int(sys.argv[1]), loop.save_checkpoint
+def save_then_die(*args, **kwargs):
+    where = original(*args, **kwargs)
+    if where.name == f"step-{step:08d}":
+        os.kill(os.getpid(), signal.SIGKILL)
+    return where
+loop.save_checkpoint = save_then_die
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on now (for torch.distributed's rendezvous)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def train_args(repo: Path, tiny: Path, output: Path, steps: int | None = 12, *extra: str,
+               gate: bool = False) -> list[str]:
+    """ghostframe-train options for a quick run of the tiny model on the small repo (without the
+    evaluation gate unless `gate`: the tests of the gate run it; `steps` None leaves --max-steps out)."""
+    return [str(repo), "--output", str(output), "--model", str(tiny), "--context-length", "64",
+            "--batch-size", "4", *(["--max-steps", str(steps)] if steps else []), "--lr", "1e-2",
+            "--eval-every", "4", "--save-every", "4", "--log-every", "2", "--eval-batches", "4", "--quiet",
+            *([] if gate else ["--no-gate"]), *extra]

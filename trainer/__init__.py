@@ -1,6 +1,6 @@
 """ghostframe-train: LoRA fine-tuning of a code model on the user's own data-science code.
 
-The data side (`sources`, `notebooks`, `hygiene`, `dedup`, `split`, `corpus`) is public:
-the evaluation command imports it so that it sees exactly the files training saw, and
-never a training file in its valid split.
+    data/        discovery -> hygiene -> filter -> scrub -> dedup -> split -> pack
+    training/    the loop, loss, checkpoints, metrics, throughput benchmark
+    evaluation/  held-out next-line accuracy (`ghostframe-eval`)
 """

@@ -4,125 +4,94 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
+import time
+from pathlib import Path
 
 from ghostframe.trainer.config import TrainConfig
-from ghostframe.trainer.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
-from ghostframe.trainer.split import DEFAULT_VALID_FRACTION
 
 EPILOG = """examples:
   ghostframe-train ~/src/analysis ~/src/notebooks --output ~/adapters/mine
   ghostframe-train --dataset huggingface-course/codeparrot-ds-train --dataset-streaming \\
       --dataset-limit 50000 --output out --max-steps 2000
+  ghostframe-train ~/src/analysis --output ~/adapters/mine --budget 20m   # steps that fit 20 minutes
   ghostframe-train --output ~/adapters/mine --resume        # after a crash or Ctrl-C
   accelerate launch --num_processes 4 -m ghostframe.trainer SRC --output out   # several GPUs
   ghostframe-train --benchmark --batch-size 16              # throughput only
+Every run ends with the evaluation gate: base model vs. the new adapter on the run's held-out
+lines, with the server's prompt settings. Its verdict (use it / no better / worse / too few) is
+printed, recorded in ghostframe.json, and reported in OUTPUT/gate/report.md; the server loads only
+an adapter the gate says to use (or any with --force-adapter).
 then: ghostframe-server --adapter ~/adapters/mine
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+GROUP_TITLES = {"positional": None, "run": None, "model": "model", "data": "data", "training": "training",
+                "gate": "evaluation gate", "bookkeeping": "bookkeeping"}
+
+
+def _add_config_options(parser: argparse.ArgumentParser, typed_only: bool) -> None:
+    """One option per TrainConfig field, from the `option(...)` declared with the field."""
+    groups = {None: parser}
+    for f in dataclasses.fields(TrainConfig):
+        cli = f.metadata.get("cli")
+        if cli is None:
+            continue
+        title = GROUP_TITLES[cli["group"]]
+        if title not in groups:
+            groups[title] = parser.add_argument_group(title)
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default
+        kwargs = {"help": cli["help"], "default": argparse.SUPPRESS if typed_only else default, **cli["argparse"]}
+        if cli["group"] == "positional":
+            groups[title].add_argument(f.name, nargs="*", **kwargs)
+        else:
+            flags = cli["flags"] or ("--" + f.name.replace("_", "-"),)
+            groups[title].add_argument(*flags, dest=f.name, **kwargs)
+
+
+def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
+    """The command line; with `typed_only` no option has a default, so parsing yields what was typed."""
     p = argparse.ArgumentParser(
         prog="ghostframe-train",
         description="Fine-tune the completion model on your own data-science code (LoRA by default).",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("sources", nargs="*", help="folders (git checkouts or plain) with .py and .ipynb files")
-    p.add_argument("--output", "-o", help="folder for the adapter, metrics and checkpoints")
-    p.add_argument("--model", help="base model: folder, .gguf or hub id (default: the embedded SmolLM2-135M-Instruct)")
-    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-
-    d = p.add_argument_group("data")
-    d.add_argument("--dataset", action="append", default=[], metavar="NAME_OR_PATH",
+    _add_config_options(p, typed_only)
+    d = p.add_argument_group("data set sources")
+    no_default = {"default": argparse.SUPPRESS} if typed_only else {}
+    d.add_argument("--dataset", action="append", metavar="NAME_OR_PATH", **(no_default or {"default": []}),
                    help="a Hugging Face data set of code: hub name, save_to_disk folder, or .jsonl/.parquet/.csv file")
-    d.add_argument("--dataset-split", default="train")
-    d.add_argument("--dataset-text-column", default="content")
-    d.add_argument("--dataset-streaming", action="store_true", help="stream the data set instead of downloading it")
-    d.add_argument("--dataset-limit", type=int, help="read at most this many records of each data set")
-    d.add_argument("--keywords", default=",".join(DEFAULT_KEYWORDS),
-                   help="comma-separated: keep files mentioning any of them (default: %(default)s)")
-    d.add_argument("--no-filter", action="store_true", help="keep every file, data science or not")
-    d.add_argument("--max-file-bytes", type=int, default=DEFAULT_MAX_FILE_BYTES)
-    d.add_argument("--near-dedup-threshold", type=float, default=0.85, help="MinHash Jaccard; 0 disables")
-    d.add_argument("--valid-fraction", type=float, default=DEFAULT_VALID_FRACTION)
-    d.add_argument("--context-length", type=int, default=1024)
-
-    t = p.add_argument_group("training")
-    t.add_argument("--max-steps", type=int, help="optimizer steps (default: one pass over the data)")
-    t.add_argument("--batch-size", type=int, default=8, help="blocks per device per micro-batch")
-    t.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimizer step")
-    t.add_argument("--learning-rate", "--lr", type=float, help="default 2e-4 (LoRA) or 5e-5 (--full)")
-    t.add_argument("--weight-decay", type=float, default=0.01)
-    t.add_argument("--warmup-steps", type=int, help="default 5%% of the steps")
-    t.add_argument("--seed", type=int, default=42)
-    t.add_argument("--full", action="store_true", help="full fine-tuning instead of LoRA")
-    t.add_argument("--lora-r", type=int, default=16)
-    t.add_argument("--lora-alpha", type=int, default=32)
-    t.add_argument("--lora-dropout", type=float, default=0.05)
-    t.add_argument("--lora-targets", default="all-linear",
-                   help="comma-separated module names, or all-linear (every attention and MLP projection)")
-    t.add_argument("--keytoken-weight", type=float, default=0.0,
-                   help="weigh samples by 1 + W x (key tokens plt, pd, sk, fit, predict... in them), as in the HF course")
-    t.add_argument("--chunk-tokens", type=int, default=4096, help="tokens per loss chunk; 0 uses the model's own loss")
-    t.add_argument("--compile", action="store_true", help="torch.compile the decoder (CUDA)")
-
-    b = p.add_argument_group("bookkeeping")
-    b.add_argument("--eval-every", type=int, default=100)
-    b.add_argument("--eval-batches", type=int, default=50, help="valid batches per evaluation (0: all)")
-    b.add_argument("--save-every", type=int, default=100)
-    b.add_argument("--log-every", type=int, default=10)
-    b.add_argument("--keep-checkpoints", type=int, default=2)
-    b.add_argument("--num-proc", type=int, help="processes for tokenization")
-    b.add_argument("--resume", action="store_true", help="continue the run in --output from its last checkpoint")
-    b.add_argument("--overwrite", action="store_true", help="discard an earlier run in --output")
-    b.add_argument("--quiet", action="store_true", help="no progress bar")
-
+    d.add_argument("--dataset-split", **(no_default or {"default": "train"}))
+    d.add_argument("--dataset-text-column", **(no_default or {"default": "content"}))
+    d.add_argument("--dataset-streaming", action="store_true", **no_default,
+                   help="stream the data set instead of downloading it")
+    d.add_argument("--dataset-limit", type=int, **no_default, help="read at most this many records of each data set")
     m = p.add_argument_group("benchmark")
-    m.add_argument("--benchmark", action="store_true", help="print training tokens/s (and MFU on CUDA) and exit")
-    m.add_argument("--benchmark-steps", type=int, default=10)
+    m.add_argument("--benchmark", action="store_true", **no_default,
+                   help="print training tokens/s (and MFU on CUDA) and exit")
+    m.add_argument("--benchmark-steps", type=int, **(no_default or {"default": 10}))
     m.add_argument("--benchmark-random-shape", choices=["tiny", "smollm2-135m"],
                    help="benchmark a random-weight model of this shape instead of --model")
     return p
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    datasets = [
+    values = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig) if hasattr(args, f.name)}
+    values["datasets"] = [
         {"name_or_path": name, "split": args.dataset_split, "text_column": args.dataset_text_column,
          "streaming": args.dataset_streaming, "limit": args.dataset_limit}
         for name in args.dataset
     ]
-    return TrainConfig(
-        output=args.output or "", sources=list(args.sources), datasets=datasets, model=args.model,
-        device=args.device, keywords=[k.strip() for k in args.keywords.split(",") if k.strip()],
-        filter_keywords=not args.no_filter, max_file_bytes=args.max_file_bytes,
-        near_dedup_threshold=args.near_dedup_threshold or None, valid_fraction=args.valid_fraction,
-        context_length=args.context_length, batch_size=args.batch_size, grad_accum=args.grad_accum,
-        max_steps=args.max_steps, learning_rate=args.learning_rate, weight_decay=args.weight_decay,
-        warmup_steps=args.warmup_steps, seed=args.seed, full=args.full, lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout, lora_targets=args.lora_targets,
-        keytoken_weight=args.keytoken_weight, chunk_tokens=args.chunk_tokens, compile=args.compile,
-        eval_every=args.eval_every, eval_batches=args.eval_batches, save_every=args.save_every,
-        log_every=args.log_every, keep_checkpoints=args.keep_checkpoints, num_proc=args.num_proc,
-        resume=args.resume, overwrite=args.overwrite, quiet=args.quiet,
-    )
+    return TrainConfig(**values)
 
 
-# TrainConfig fields whose command-line options have other names.
-FIELD_OPTIONS = {
-    "filter_keywords": ("no_filter",),
-    "datasets": ("dataset", "dataset_split", "dataset_text_column", "dataset_streaming", "dataset_limit"),
-    "keytokens": (),
-}
-
-
-def explicit_options(argv: list[str] | None) -> set[str]:
-    """The options the user actually typed (argparse destinations), defaults left out."""
-    parser = build_parser()
-    for action in parser._actions:
-        action.default = argparse.SUPPRESS
-    return set(vars(parser.parse_args(argv)))
+def typed_fields(argv: list[str] | None) -> set[str]:
+    """The TrainConfig fields the user actually typed an option for (the --dataset options set `datasets`)."""
+    typed = set(vars(build_parser(typed_only=True).parse_args(argv)))
+    return {"datasets" if name.startswith("dataset") else name for name in typed}
 
 
 def merge_with_saved_run(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
@@ -131,55 +100,81 @@ def merge_with_saved_run(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
     So `ghostframe-train --output OUT --resume` continues a run whatever options started it,
     while a typed option that changes the result is still refused by the trainer.
     """
-    import dataclasses
-    from pathlib import Path
-
     saved_file = Path(cfg.output).expanduser() / "work" / "config.json"
     if not (cfg.resume and saved_file.is_file()):
         return cfg
     saved = TrainConfig.from_json_file(saved_file)
     for f in dataclasses.fields(TrainConfig):
-        if f.name in ("output", "resume", "overwrite"):
-            continue
-        if not typed & set(FIELD_OPTIONS.get(f.name, (f.name,))):
+        if f.name not in ("output", "resume", "overwrite") and f.name not in typed:
             setattr(cfg, f.name, getattr(saved, f.name))
     return cfg
 
 
-def quiet_libraries() -> None:
-    """Keep stderr to our own progress bar: no per-file bars from datasets or weight loading."""
-    import warnings
+def end_with_gate(cfg: TrainConfig, report) -> None:
+    """The evaluation gate on the finished run: verdict printed and recorded in ghostframe.json.
+    Every verdict is a successful run; an adapter that does not win stays on disk, marked."""
+    from ghostframe.server.inference.model_loading import ADAPTER_METADATA
+    from ghostframe.trainer.evaluation.gate import USE_IT, describe
+    from ghostframe.trainer.evaluation.train_gate import finish_with_gate
 
-    import datasets
+    output = Path(cfg.output).expanduser().resolve()
+    meta_path = output / ADAPTER_METADATA
+    budget = json.loads(meta_path.read_text()).get("budget")
+    report("evaluation gate: base model vs. this adapter on the run's held-out lines")
+    started = time.perf_counter()
+    gate = finish_with_gate(cfg, budget["gate_cases"] if budget and budget["gate_cases"] else None, report)
+    if budget:  # how the plan's estimate held up
+        meta = json.loads(meta_path.read_text())
+        meta["budget"]["gate_seconds_actual"] = round(time.perf_counter() - started, 2)
+        meta_path.write_text(json.dumps(meta, indent=2))
+    report(describe(gate))
+    if (output / "gate" / "report.md").is_file():
+        report(f"gate report: {output / 'gate' / 'report.md'}")
+    if gate.verdict != USE_IT:
+        report(f"the adapter is kept in {output} but marked {gate.verdict!r}: ghostframe-server loads it "
+               "only with --force-adapter")
 
-    from ghostframe.server.cli import quiet_transformers
 
-    datasets.disable_progress_bars()
-    quiet_transformers()
-    warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+def process_started() -> float:
+    """When this process started, as a perf_counter reading: a --budget counts Python's start
+    and the imports too (psutil comes with accelerate)."""
+    import psutil
+
+    return time.perf_counter() - max(0.0, time.time() - psutil.Process().create_time())
 
 
 def main(argv: list[str] | None = None) -> int:
+    # As a command, a --budget counts from the process's start; called as a function, from the call.
+    started = process_started() if argv is None else time.perf_counter()
     args = build_parser().parse_args(argv)
-    cfg = merge_with_saved_run(config_from_args(args), explicit_options(argv))
-    quiet_libraries()
-    from ghostframe.server.model_loading import ModelLoadError
-    from ghostframe.trainer.checkpoints import CheckpointError
-    from ghostframe.trainer.corpus import CorpusError
+    cfg = merge_with_saved_run(config_from_args(args), typed_fields(argv))
+    from ghostframe.server.inference.quiet import quiet_libraries
+
+    quiet_libraries(datasets=True)
+    from ghostframe.server.inference.model_loading import ModelLoadError
+    from ghostframe.trainer.training.checkpoints import CheckpointError
+    from ghostframe.trainer.data.corpus import CorpusError
+    from ghostframe.trainer.evaluation.predict import EvaluationError
 
     try:
         if args.benchmark:
-            from ghostframe.trainer.benchmark import run_benchmark
+            from ghostframe.trainer.training.benchmark import run_benchmark
 
             result = run_benchmark(cfg, steps=args.benchmark_steps, random_shape=args.benchmark_random_shape)
             print(json.dumps(result, indent=2))
             return 0
         if not args.output:
             build_parser().error("--output is required")
-        from ghostframe.trainer.training import Interrupted, TrainingError, train
+        from ghostframe.trainer.training.budget import GateTiming
+        from ghostframe.trainer.training.loop import Interrupted, TrainingError, train
+
+        def measure_gate() -> GateTiming:
+            from ghostframe.trainer.evaluation.train_gate import measure_gate_cost
+
+            return GateTiming(**measure_gate_cost(cfg))
 
         try:
-            train(cfg)
+            final = train(cfg, measure_gate=measure_gate if cfg.gate else None, run_started=started)
         except Interrupted as exc:
             print(f"ghostframe-train: {exc}", file=sys.stderr)
             return 130
@@ -190,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
             print("ghostframe-train: stopped without saving; the last finished checkpoint is intact. "
                   f"To continue: ghostframe-train --output {args.output} --resume", file=sys.stderr)
             return 130
-    except (CorpusError, CheckpointError, ModelLoadError) as exc:
+        if final and cfg.gate:  # the main process only (the others return no metrics)
+            end_with_gate(cfg, lambda message: print(f"ghostframe-train: {message}", file=sys.stderr, flush=True))
+    except (CorpusError, CheckpointError, ModelLoadError, EvaluationError) as exc:
         print(f"ghostframe-train: error: {exc}", file=sys.stderr)
         return 1
     return 0

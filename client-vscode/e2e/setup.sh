@@ -13,8 +13,9 @@ mkdir -p "$TOOLS"
 cd "$TOOLS"
 
 if ! command -v chromium >/dev/null || ! dpkg -s libkrb5-dev >/dev/null 2>&1; then
-  apt-get update -q
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium libkrb5-dev
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -q
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium libkrb5-dev
 fi
 
 if [ ! -x node24/bin/node ]; then

@@ -4,7 +4,8 @@
  */
 import * as vscode from 'vscode';
 import { onActiveInterpreterChanged } from './python';
-import { config, ServerManager } from './server';
+import { openSampleNotebook } from './sample';
+import { config, expand, ServerManager } from './server';
 import { showStatusMenu, StatusBar } from './statusBar';
 import { trainOnWorkspace } from './train';
 
@@ -13,11 +14,13 @@ let manager: ServerManager | undefined;
 export async function activate(context: vscode.ExtensionContext): Promise<void> {
   const log = vscode.window.createOutputChannel('ghostframe', { log: true });
   const status = new StatusBar();
-  manager = new ServerManager(log, status);
+  manager = new ServerManager(context, log, status);
   const m = manager;
   context.subscriptions.push(log, status, m);
 
   context.subscriptions.push(
+    vscode.commands.registerCommand('ghostframe.setup', () => m.setup()),
+    vscode.commands.registerCommand('ghostframe.suggestNow', () => vscode.commands.executeCommand('editor.action.inlineSuggest.trigger')),
     vscode.commands.registerCommand('ghostframe.restartServer', () => m.restart()),
     vscode.commands.registerCommand('ghostframe.showLog', () => log.show()),
     vscode.commands.registerCommand('ghostframe.toggle', async () => {
@@ -25,11 +28,14 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       await config().update('enable', !enabled, vscode.ConfigurationTarget.Global);
       void vscode.window.setStatusBarMessage(`ghostframe: inline completions ${enabled ? 'off' : 'on'}`, 3000);
     }),
-    vscode.commands.registerCommand('ghostframe.trainOnWorkspace', () => trainOnWorkspace(context, log)),
+    vscode.commands.registerCommand('ghostframe.trainOnWorkspace', () =>
+      trainOnWorkspace({ context, log, python: () => m.serverPython(), expand }),
+    ),
+    vscode.commands.registerCommand('ghostframe.openSampleNotebook', () => openSampleNotebook()),
     vscode.commands.registerCommand('ghostframe.statusMenu', () => showStatusMenu(config().get<boolean>('enable', true))),
   );
 
-  // A new interpreter picked in the Python extension may have (or lack) ghostframe.
+  // A new interpreter picked in the Python extension may have (or lack) the server.
   void onActiveInterpreterChanged(() => {
     if (!config().get<string>('server.pythonPath')) void m.restart();
   }).then((d) => d && context.subscriptions.push(d));

@@ -1,15 +1,14 @@
 /**
- * Server lifecycle: picks the interpreter, checks ghostframe is installed,
- * starts `<python> -m ghostframe.server` over stdio through
- * vscode-languageclient, restarts it after a crash (a few times), and
- * forwards settings changes.
+ * Server lifecycle: finds a Python that has the server (or offers to set one
+ * up), starts `<python> -m ghostframe.server` over stdio through
+ * vscode-languageclient, checks its version against the bundled one, restarts
+ * it after a crash (a few times), and forwards settings changes.
  *
  * Inline completions come from vscode-languageclient's built-in
- * InlineCompletionItemFeature (stable since v10, so no proposed-features
- * switch); the editor's cancellation token becomes `$/cancelRequest` there.
- * Our middleware only adds the debounce and the `enable` short-cut.
+ * InlineCompletionItemFeature; the editor's cancellation token becomes
+ * `$/cancelRequest` there. Our middleware adds the trigger mode, the debounce
+ * and the `enable` short-cut.
  */
-import * as cp from 'child_process';
 import * as os from 'os';
 import * as vscode from 'vscode';
 import {
@@ -23,11 +22,13 @@ import {
   State,
 } from 'vscode-languageclient/node';
 import { waitUnlessCancelled } from './debounce';
-import { checkImportable, Interpreter, pipInstallCommand, resolveInterpreter, Runner, serverCommand } from './interpreter';
+import { findServer, ServerCandidate, serverCandidates, serverCommand } from './interpreter';
+import { versionMismatch } from './managedEnv';
 import { activeInterpreter } from './python';
+import * as settings from './settings';
+import { bundledServer, managedPython, runProcess, setUpManagedEnv } from './setup';
 import { ServerStatus } from './status';
 import { StatusBar } from './statusBar';
-import * as settings from './settings';
 
 /** Python files and notebook cells, saved or not. */
 export const DOCUMENT_SELECTOR = [
@@ -57,61 +58,59 @@ export function currentServerSettings(): settings.ServerSettings {
   return settings.toServerSettings((k) => cfg.get(k), expand);
 }
 
-export const runProcess: Runner = (file, args, timeoutMs) =>
-  new Promise((resolve) => {
-    cp.execFile(file, args, { timeout: timeoutMs, windowsHide: true }, (error, stdout, stderr) => {
-      const code = error ? (typeof error.code === 'number' ? error.code : null) : 0;
-      const spawnError = error && typeof error.code === 'string' ? error.message : undefined;
-      resolve({ code, stdout: String(stdout), stderr: String(stderr), error: spawnError });
-    });
-  });
-
-export async function pickInterpreter(): Promise<Interpreter> {
-  const configured = config().get<string>('server.pythonPath');
-  return resolveInterpreter({
-    configuredPath: configured ? expand(configured) : undefined,
-    activeInterpreter: () => activeInterpreter(vscode.workspace.workspaceFolders?.[0]?.uri),
-  });
-}
-
 export class ServerManager implements vscode.Disposable {
   private client: LanguageClient | undefined;
   private crashes: number[] = [];
   private readonly disposables: vscode.Disposable[] = [];
   /** Bumped on every (re)start so an outdated start can notice and give up. */
   private generation = 0;
+  /** The Python the running server uses (the trainer runs with it too). */
+  private server: ServerCandidate | undefined;
+  private settingUp = false;
 
   constructor(
+    private readonly context: vscode.ExtensionContext,
     private readonly log: vscode.LogOutputChannel,
     private readonly status: StatusBar,
   ) {
-    this.disposables.push(
-      vscode.workspace.onDidChangeConfiguration((e) => this.onConfigChanged(e)),
-    );
+    this.disposables.push(vscode.workspace.onDidChangeConfiguration((e) => this.onConfigChanged(e)));
   }
 
-  get languageClient(): LanguageClient | undefined {
-    return this.client;
+  /** Where the server may live, best first (see interpreter.ts). */
+  async candidates(includeManaged = true): Promise<ServerCandidate[]> {
+    const configured = config().get<string>('server.pythonPath');
+    return serverCandidates({
+      configuredPath: configured ? expand(configured) : undefined,
+      managedPython: includeManaged ? managedPython(this.context) : undefined,
+      activeInterpreter: () => activeInterpreter(vscode.workspace.workspaceFolders?.[0]?.uri),
+    });
+  }
+
+  /** The Python that has the server: the running one's, else the first that can import it. */
+  async serverPython(): Promise<string | undefined> {
+    if (this.server) return this.server.path;
+    const found = await findServer(await this.candidates(), runProcess);
+    return found.ok ? found.candidate.path : undefined;
   }
 
   async start(): Promise<void> {
     const generation = ++this.generation;
     this.status.set({ kind: 'starting' });
-    const interpreter = await pickInterpreter();
-    this.log.info(`Python interpreter: ${interpreter.path} (from ${interpreter.source})`);
-    const check = await checkImportable(interpreter.path, runProcess);
+    const found = await findServer(await this.candidates(), runProcess);
     if (generation !== this.generation) return;
-    if (!check.ok) {
-      this.log.error(`ghostframe is not importable with ${interpreter.path}: ${check.reason}`);
-      this.status.set({ kind: 'stopped', message: `ghostframe is not installed for ${interpreter.path}` });
-      void this.offerInstall(interpreter);
+    if (!found.ok) {
+      found.reasons.forEach((r) => this.log.info(`No server: ${r}`));
+      this.status.set({ kind: 'stopped', message: 'no usable server yet: click "Set up ghostframe"' });
+      void this.offerSetup();
       return;
     }
-    const client = this.createClient(interpreter);
+    this.server = found.candidate;
+    this.log.info(`Server: ${found.candidate.path} (from ${found.candidate.source}), ghostframe-lsp ${found.version}`);
+    const client = this.createClient(found.candidate.path);
     this.client = client;
     try {
       await client.start();
-      if (!settings.toServerSettings((k) => config().get(k)).enable) this.status.set({ kind: 'disabled' });
+      this.checkVersion(client.initializeResult?.serverInfo);
     } catch (err) {
       this.log.error(`Server failed to start: ${String(err)}`);
       this.status.set({ kind: 'stopped', message: 'the server failed to start (see log)' });
@@ -122,6 +121,7 @@ export class ServerManager implements vscode.Disposable {
     this.generation++;
     const client = this.client;
     this.client = undefined;
+    this.server = undefined;
     if (client && client.state !== State.Stopped) {
       try {
         await client.stop(2000);
@@ -138,8 +138,38 @@ export class ServerManager implements vscode.Disposable {
     await this.start();
   }
 
-  private createClient(interpreter: Interpreter): LanguageClient {
-    const { command, args } = serverCommand(interpreter.path);
+  /** "Set up ghostframe": (re)make the managed environment, then start the server from it. */
+  async setup(): Promise<void> {
+    if (this.settingUp) return;
+    this.settingUp = true;
+    try {
+      await this.stop();
+      this.status.set({ kind: 'setup' });
+      const ok = await setUpManagedEnv(this.context, this.log, await this.candidates(false));
+      await this.start();
+      if (!ok) this.log.warn('Set up did not finish.');
+    } finally {
+      this.settingUp = false;
+    }
+  }
+
+  /** Version handshake: the server's `serverInfo.version` against the wheel in the .vsix. */
+  private checkVersion(info: { name: string; version?: string } | undefined): void {
+    const bundled = bundledServer(this.context)?.version;
+    this.log.info(`serverInfo: ${JSON.stringify(info)}; bundled server: ${bundled ?? 'none'}`);
+    if (!versionMismatch(info?.version, bundled)) return;
+    const message = `the server is version ${info?.version}, the extension brings ${bundled}.`;
+    if (this.server?.source !== 'managed') {
+      this.log.warn(`${message} Update it in ${this.server?.path}, or clear ghostframe.server.pythonPath to use the managed environment.`);
+      return;
+    }
+    void vscode.window.showInformationMessage(`ghostframe: ${message} Update the server?`, 'Update', 'Not Now').then((choice) => {
+      if (choice === 'Update') void this.setup();
+    });
+  }
+
+  private createClient(python: string): LanguageClient {
+    const { command, args } = serverCommand(python);
     const serverOptions: ServerOptions = {
       command,
       args,
@@ -152,6 +182,7 @@ export class ServerManager implements vscode.Disposable {
         },
       },
     };
+    const get = (k: string) => config().get(k);
     const clientOptions: LanguageClientOptions = {
       documentSelector: DOCUMENT_SELECTOR,
       outputChannel: this.log,
@@ -166,13 +197,16 @@ export class ServerManager implements vscode.Disposable {
       },
       middleware: {
         provideInlineCompletionItems: async (document, position, context, token, next) => {
-          const cfg = config();
-          if (!cfg.get<boolean>('enable', true)) return null;
-          if (!(await waitUnlessCancelled(settings.debounceMs((k) => cfg.get(k)), token))) return null;
+          if (!config().get<boolean>('enable', true)) return null;
+          // Alt+\ (Suggest Now / Trigger Inline Suggestion) asks at once, in either mode.
+          if (context.triggerKind !== vscode.InlineCompletionTriggerKind.Invoke) {
+            if (settings.triggerMode(get) === 'manual') return null;
+            if (!(await waitUnlessCancelled(settings.debounceMs(get), token))) return null;
+          }
           return next(document, position, context, token);
         },
         workspace: {
-          // Answer `workspace/configuration` pulls with the same mapped settings we push.
+          // Answer the server's `workspace/configuration` pulls with the same mapped settings we push.
           configuration: async (params, token, next) => {
             const result = await next(params, token);
             if (!Array.isArray(result)) return result;
@@ -185,11 +219,7 @@ export class ServerManager implements vscode.Disposable {
     const client = new LanguageClient('ghostframe', 'ghostframe', serverOptions, clientOptions);
     client.onNotification('ghostframe/status', (params: ServerStatus) => {
       this.log.info(`server status: ${JSON.stringify(params)}`);
-      if (params.state !== 'error' && !config().get<boolean>('enable', true)) {
-        this.status.set({ kind: 'disabled' });
-      } else {
-        this.status.set({ kind: 'server', status: params });
-      }
+      this.status.set({ kind: 'server', status: params });
     });
     return client;
   }
@@ -215,25 +245,15 @@ export class ServerManager implements vscode.Disposable {
     return { action: CloseAction.DoNotRestart, handled: true };
   }
 
-  private async offerInstall(interpreter: Interpreter): Promise<void> {
-    const choice = await vscode.window.showErrorMessage(
-      `ghostframe: the server is not installed for ${interpreter.path}.`,
-      'Install ghostframe',
+  private async offerSetup(): Promise<void> {
+    const choice = await vscode.window.showInformationMessage(
+      'ghostframe needs its local completion server. Set it up now? It installs into a private environment (a few minutes, once).',
+      'Set up ghostframe',
       'Choose Interpreter',
       'Show Log',
     );
-    if (choice === 'Install ghostframe') {
-      const terminal = vscode.window.createTerminal({ name: 'ghostframe: install' });
-      terminal.show();
-      terminal.sendText(pipInstallCommand(interpreter.path));
-      // Retry once the user closes the terminal (or re-runs "Restart Server").
-      const sub = vscode.window.onDidCloseTerminal((t) => {
-        if (t === terminal) {
-          sub.dispose();
-          void this.restart();
-        }
-      });
-      this.disposables.push(sub);
+    if (choice === 'Set up ghostframe') {
+      await this.setup();
     } else if (choice === 'Choose Interpreter') {
       await vscode.commands.executeCommand('workbench.action.openSettings', 'ghostframe.server.pythonPath');
     } else if (choice === 'Show Log') {
@@ -243,33 +263,15 @@ export class ServerManager implements vscode.Disposable {
 
   private onConfigChanged(e: vscode.ConfigurationChangeEvent): void {
     if (!e.affectsConfiguration('ghostframe')) return;
+    const changed = Object.keys(settings.SCHEMA).filter((k) => e.affectsConfiguration(`ghostframe.${k}`));
+    this.log.info(`Settings changed: ${changed.map((k) => `ghostframe.${k}`).join(', ')}`);
     if (e.affectsConfiguration('ghostframe.server.pythonPath')) {
       this.log.info('ghostframe.server.pythonPath changed; restarting the server.');
       void this.restart();
       return;
     }
-    const s = currentServerSettings();
-    if (e.affectsConfiguration('ghostframe.enable')) {
-      this.status.set(s.enable ? { kind: 'starting' } : { kind: 'disabled' });
-      if (s.enable) void this.refreshStatus();
-    }
     if (this.client?.isRunning()) {
-      void this.client.sendNotification(DidChangeConfigurationNotification.type, settings.didChangeConfigurationParams(s));
-    }
-  }
-
-  /** Asks the server for its state (via `workspace/executeCommand`, not a VS Code command). */
-  async refreshStatus(): Promise<void> {
-    if (!this.client?.isRunning()) return;
-    try {
-      const st = (await this.client.sendRequest('workspace/executeCommand', { command: 'ghostframe.status', arguments: [] })) as {
-        model?: string; device?: string; adapter?: string | null; ready?: boolean; error?: string | null; lastLatencyMs?: number | null;
-      } | null;
-      if (!st) return;
-      const state = st.error ? 'error' : st.ready ? 'ready' : 'loading';
-      this.status.set({ kind: 'server', status: { state, model: st.model, device: st.device, adapter: st.adapter, message: st.error ?? undefined, lastLatencyMs: st.lastLatencyMs } });
-    } catch (err) {
-      this.log.warn(`ghostframe.status failed: ${String(err)}`);
+      void this.client.sendNotification(DidChangeConfigurationNotification.type, settings.didChangeConfigurationParams(currentServerSettings()));
     }
   }
 

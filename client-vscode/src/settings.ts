@@ -1,77 +1,94 @@
 /**
- * Maps `ghostframe.*` VS Code settings to the server's settings object.
+ * Reads `ghostframe.*` VS Code settings and maps them to the server's settings object.
  *
- * Pure (no `vscode` import) so it is unit-tested; the server gets exactly
- * what this returns, both in `initializationOptions` and on every
- * `workspace/didChangeConfiguration`, so the two can never drift apart.
+ * Pure (no `vscode` import) so it is unit-tested. Defaults, ranges and enums are
+ * not written here: they come from `package.json`'s `contributes.configuration`,
+ * which `npm run settings` generates from the server's Python `Settings`
+ * (tests/test_settings_schema.py fails when they disagree). Every property that
+ * is not client-only is sent to the server, so a new server setting needs no
+ * TypeScript change.
  */
+import manifest from '../package.json';
 
-export type Device = 'auto' | 'cpu' | 'cuda';
+export type SettingValue = string | number | boolean;
 
-/** The settings the server understands (camelCase, same names as the server's). */
-export interface ServerSettings {
-  model: string;
-  adapter: string;
-  device: Device;
-  cpuInt8: boolean;
-  maxNewTokens: number;
-  maxPromptTokens: number;
-  multiline: boolean;
-  enable: boolean;
+/** One entry of `contributes.configuration.properties`. */
+export interface SettingSchema {
+  type: 'string' | 'integer' | 'boolean';
+  default: SettingValue;
+  minimum?: number;
+  maximum?: number;
+  enum?: string[];
 }
 
-export const DEFAULTS: ServerSettings = {
-  model: '',
-  adapter: '',
-  device: 'auto',
-  cpuInt8: true,
-  maxNewTokens: 64,
-  maxPromptTokens: 1024,
-  multiline: true,
-  enable: true,
-};
+const PREFIX = 'ghostframe.';
 
-/** Settings that only the extension reads; never sent to the server. */
-export const CLIENT_ONLY_KEYS = ['debounceMs', 'trace.server', 'server.pythonPath'] as const;
+/** Every `ghostframe.*` setting, keyed without the prefix (`maxNewTokens`, `server.pythonPath`). */
+export const SCHEMA: Readonly<Record<string, SettingSchema>> = Object.fromEntries(
+  Object.entries(manifest.contributes.configuration.properties as Record<string, SettingSchema>).map(([k, v]) => [k.slice(PREFIX.length), v]),
+);
+
+/** Settings only the extension reads; never sent to the server (checked against package.json by the Python test). */
+export const CLIENT_ONLY_KEYS = [
+  'triggerMode',
+  'debounceMs',
+  'server.pythonPath',
+  'setup.torch',
+  'setup.torchIndexUrl',
+  'trace.server',
+] as const;
+
+export type ClientOnlyKey = (typeof CLIENT_ONLY_KEYS)[number];
+
+/** The server's settings, camelCase, exactly as the server names them. */
+export type ServerSettings = Record<string, SettingValue>;
+
+export const SERVER_KEYS: readonly string[] = Object.keys(SCHEMA).filter((k) => !(CLIENT_ONLY_KEYS as readonly string[]).includes(k));
 
 /** Reads one key of the `ghostframe` section, like `WorkspaceConfiguration.get`. */
 export type ConfigGetter = (key: string) => unknown;
 
-function str(value: unknown, fallback: string): string {
-  return typeof value === 'string' ? value.trim() : fallback;
+/**
+ * `value` checked against the schema of `key`: the default when it has the wrong
+ * type or is not one of the enum's values, clamped into [minimum, maximum] when it
+ * is a number (a hand-edited settings.json can hold anything).
+ */
+export function validated(key: string, value: unknown): SettingValue {
+  const s = SCHEMA[key];
+  if (!s) throw new Error(`unknown setting ghostframe.${key}`);
+  switch (s.type) {
+    case 'boolean':
+      return typeof value === 'boolean' ? value : s.default;
+    case 'integer': {
+      if (typeof value !== 'number' || !Number.isFinite(value)) return s.default;
+      return Math.min(s.maximum ?? Infinity, Math.max(s.minimum ?? -Infinity, Math.round(value)));
+    }
+    case 'string': {
+      if (typeof value !== 'string') return s.default;
+      const v = value.trim();
+      if (s.enum) return s.enum.includes(v.toLowerCase()) ? v.toLowerCase() : s.default;
+      return v;
+    }
+  }
 }
 
-function int(value: unknown, fallback: number, min: number, max: number): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) return fallback;
-  return Math.min(max, Math.max(min, Math.round(value)));
-}
-
-function bool(value: unknown, fallback: boolean): boolean {
-  return typeof value === 'boolean' ? value : fallback;
+/** The default of `key` from package.json. */
+export function defaultOf(key: string): SettingValue {
+  const s = SCHEMA[key];
+  if (!s) throw new Error(`unknown setting ghostframe.${key}`);
+  return s.default;
 }
 
 /**
- * Builds the server settings, falling back to the server's defaults for
- * missing or malformed values (a hand-edited settings.json can hold anything).
- * `expandPath` resolves `~` and `${workspaceFolder}` in the adapter path.
+ * Builds the server settings from the editor's configuration.
+ * `expandPath` resolves `~` and `${workspaceFolder}` in the adapter and local model paths.
  */
-export function toServerSettings(
-  get: ConfigGetter,
-  expandPath: (p: string) => string = (p) => p,
-): ServerSettings {
-  const device = str(get('device'), DEFAULTS.device);
-  const adapter = str(get('adapter'), DEFAULTS.adapter);
-  const model = str(get('model'), DEFAULTS.model);
-  return {
-    model: model && looksLikePath(model) ? expandPath(model) : model,
-    adapter: adapter ? expandPath(adapter) : '',
-    device: device === 'cpu' || device === 'cuda' ? device : 'auto',
-    cpuInt8: bool(get('cpuInt8'), DEFAULTS.cpuInt8),
-    maxNewTokens: int(get('maxNewTokens'), DEFAULTS.maxNewTokens, 1, 512),
-    maxPromptTokens: int(get('maxPromptTokens'), DEFAULTS.maxPromptTokens, 64, 32768),
-    multiline: bool(get('multiline'), DEFAULTS.multiline),
-    enable: bool(get('enable'), DEFAULTS.enable),
-  };
+export function toServerSettings(get: ConfigGetter, expandPath: (p: string) => string = (p) => p): ServerSettings {
+  const out: ServerSettings = {};
+  for (const key of SERVER_KEYS) out[key] = validated(key, get(key));
+  if (typeof out.model === 'string' && out.model && looksLikePath(out.model)) out.model = expandPath(out.model);
+  if (typeof out.adapter === 'string' && out.adapter) out.adapter = expandPath(out.adapter);
+  return out;
 }
 
 /** A model setting is either a hub-style name (`org/name`) or a local folder. */
@@ -89,14 +106,16 @@ export function didChangeConfigurationParams(settings: ServerSettings): { settin
   return { settings: { ghostframe: settings } };
 }
 
-/** Debounce delay in ms, clamped to something sane. */
+/** Debounce delay in ms, within the schema's range. */
 export function debounceMs(get: ConfigGetter): number {
-  return int(get('debounceMs'), 75, 0, 2000);
+  return validated('debounceMs', get('debounceMs')) as number;
 }
 
-/** Changing these needs a new server process (the rest is live via LSP). */
-export function needsRestart(changedKey: string): boolean {
-  return changedKey === 'server.pythonPath';
+export type TriggerMode = 'automatic' | 'manual';
+
+/** `manual`: suggestions only when asked for with the keybinding (Alt+\). */
+export function triggerMode(get: ConfigGetter): TriggerMode {
+  return validated('triggerMode', get('triggerMode')) as TriggerMode;
 }
 
 /** Expands `~` and `${workspaceFolder}` / `${userHome}` in a user-supplied path. */

@@ -5,8 +5,8 @@
 
 /** Params of the server's `ghostframe/status` notification. */
 export interface ServerStatus {
-  /** 'disabled': the server got `enable: false` (it says so, though the contract names only the first three). */
-  state: 'loading' | 'ready' | 'error' | 'disabled';
+  /** The server's own state; 'idle' before it has loaded anything. */
+  state: 'idle' | 'loading' | 'ready' | 'error' | 'disabled';
   model?: string;
   device?: string;
   adapter?: string | null;
@@ -18,6 +18,7 @@ export interface ServerStatus {
 /** Client-side states the server cannot report itself. */
 export type ClientState =
   | { kind: 'starting' }
+  | { kind: 'setup' }
   | { kind: 'server'; status: ServerStatus }
   | { kind: 'disabled' }
   | { kind: 'stopped'; message: string };
@@ -39,6 +40,8 @@ export function statusView(state: ClientState): StatusView {
   switch (state.kind) {
     case 'starting':
       return { text: '$(loading~spin) ghostframe', tooltip: 'ghostframe: starting the server…', error: false };
+    case 'setup':
+      return { text: '$(loading~spin) ghostframe set up', tooltip: 'ghostframe: installing the server into its environment…', error: false };
     case 'disabled':
       return { text: '$(circle-slash) ghostframe', tooltip: 'ghostframe: inline completions are off (click to turn on)', error: false };
     case 'stopped':
@@ -47,6 +50,7 @@ export function statusView(state: ClientState): StatusView {
       const s = state.status;
       if (s.state === 'disabled') return statusView({ kind: 'disabled' });
       const model = shortName(s.model || 'default model');
+      if (s.state === 'idle') return statusView({ kind: 'starting' });
       if (s.state === 'loading') {
         const msg = s.message ? `: ${s.message}` : '';
         return { text: `$(loading~spin) ghostframe${s.message ? ' ' + s.message : ''}`, tooltip: `ghostframe: loading ${model}${msg}`, error: false };

@@ -17,10 +17,6 @@ export class StatusBar implements vscode.Disposable {
     this.item.show();
   }
 
-  get state(): ClientState {
-    return this.last;
-  }
-
   set(state: ClientState): void {
     this.last = state;
     const view = statusView(state);
@@ -39,6 +35,7 @@ export async function showStatusMenu(enabled: boolean): Promise<void> {
   const items: (vscode.QuickPickItem & { command: string })[] = [
     { label: enabled ? '$(circle-slash) Turn inline completions off' : '$(check) Turn inline completions on', command: 'ghostframe.toggle' },
     { label: '$(debug-restart) Restart server', command: 'ghostframe.restartServer' },
+    { label: '$(package) Set up the local server again', command: 'ghostframe.setup' },
     { label: '$(output) Show log', command: 'ghostframe.showLog' },
     { label: '$(settings-gear) Open settings', command: 'workbench.action.openSettings' },
     { label: '$(mortar-board) Train an adapter on this workspace', command: 'ghostframe.trainOnWorkspace' },

@@ -8,7 +8,11 @@ export function adapterFolderName(workspaceName: string, now: Date): string {
   return `${safe}-${stamp}`;
 }
 
-/** Arguments for `<python> -m ghostframe.trainer` (same CLI as `ghostframe-train`). */
-export function trainerArgs(folders: string[], output: string): string[] {
-  return ['-m', 'ghostframe.trainer', ...folders, '--output', output];
+/**
+ * Arguments for `<python> -m ghostframe.trainer` (same CLI as `ghostframe-train`).
+ * The adapter is trained on the base model the server runs (`ghostframe.model`),
+ * or it would not fit it.
+ */
+export function trainerArgs(folders: string[], output: string, model = '', device = 'auto'): string[] {
+  return ['-m', 'ghostframe.trainer', ...folders, '--output', output, ...(model ? ['--model', model] : []), '--device', device, '--quiet'];
 }

@@ -39,6 +39,14 @@ test('the .vsix holds the bundle, manifest and docs', () => {
   }
 });
 
+test('the .vsix carries the server wheel and the walkthrough', () => {
+  const names = zipEntries(readFileSync(vsixName));
+  assert.ok(names.some((n) => /^extension\/server-wheel\/ghostframe_lsp-[^/]+-py3-none-any\.whl$/.test(n)), `no server wheel in ${names.join(', ')}`);
+  for (const step of pkg.contributes.walkthroughs[0].steps) {
+    assert.ok(names.includes(`extension/${step.media.markdown}`), `walkthrough media ${step.media.markdown} missing`);
+  }
+});
+
 test('the .vsix has no node_modules, sources, tests or maps', () => {
   const names = zipEntries(readFileSync(vsixName));
   const bad = names.filter((n) => /node_modules\/|^extension\/(src|test|e2e|scripts)\/|\.map$|\.ts$/.test(n));
@@ -57,9 +65,26 @@ test('the bundle inlines vscode-languageclient and only requires vscode and node
 test('manifest points at the bundle and declares the commands', () => {
   assert.equal(pkg.main, './dist/extension.js');
   const commands = pkg.contributes.commands.map((c) => c.command);
-  for (const c of ['ghostframe.restartServer', 'ghostframe.toggle', 'ghostframe.showLog', 'ghostframe.trainOnWorkspace']) {
+  for (const c of ['ghostframe.setup', 'ghostframe.suggestNow', 'ghostframe.openSampleNotebook', 'ghostframe.restartServer', 'ghostframe.toggle', 'ghostframe.showLog', 'ghostframe.trainOnWorkspace']) {
     assert.ok(commands.includes(c), c);
   }
   // Registered automatically by vscode-languageclient from the server's executeCommandProvider.
   assert.ok(!commands.includes('ghostframe.reloadModel') && !commands.includes('ghostframe.status'));
+});
+
+test('conventions: Alt+\\ suggests now, trust is declared, the listing is complete', () => {
+  const kb = pkg.contributes.keybindings.find((k) => k.command === 'ghostframe.suggestNow');
+  assert.equal(kb.key, 'alt+\\');
+  const trust = pkg.capabilities.untrustedWorkspaces;
+  assert.equal(trust.supported, 'limited');
+  assert.ok(trust.restrictedConfigurations.includes('ghostframe.server.pythonPath'));
+  assert.equal(pkg.contributes.commands.find((c) => c.command === 'ghostframe.trainOnWorkspace').enablement, 'isWorkspaceTrusted');
+  assert.ok(pkg.repository?.url && pkg.icon && pkg.categories.length && pkg.keywords.length);
+  assert.ok(!pkg.scripts.package.includes('--allow-missing-repository'));
+  assert.deepEqual(pkg.contributes.walkthroughs[0].steps.map((s) => s.id), ['setup', 'try', 'train']);
+});
+
+test('nothing in the extension tells anyone to install a PyPI name we do not own', () => {
+  const texts = [readFileSync('README.md', 'utf8'), readFileSync('CHANGELOG.md', 'utf8'), readFileSync('package.json', 'utf8'), readFileSync('dist/extension.js', 'utf8')];
+  for (const text of texts) assert.doesNotMatch(text, /pip install ghostframe(?![-\w])/);
 });

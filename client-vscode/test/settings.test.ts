@@ -1,54 +1,62 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import {
-  DEFAULTS,
+  CLIENT_ONLY_KEYS,
   debounceMs,
+  defaultOf,
   didChangeConfigurationParams,
   expandVariables,
   initializationOptions,
-  needsRestart,
+  SCHEMA,
+  SERVER_KEYS,
   serverLogLevel,
   toServerSettings,
+  triggerMode,
+  validated,
 } from '../src/settings';
 
 const from = (values: Record<string, unknown>) => (key: string) => values[key];
 
-test('empty configuration gives the server defaults', () => {
-  assert.deepEqual(toServerSettings(from({})), DEFAULTS);
+test('the schema is package.json: every setting has a default, ranges where numeric', () => {
+  for (const [key, s] of Object.entries(SCHEMA)) {
+    assert.notEqual(s.default, undefined, key);
+    if (s.type === 'integer') assert.ok(s.minimum !== undefined && s.maximum !== undefined, `${key} has a range`);
+  }
+  for (const key of CLIENT_ONLY_KEYS) assert.ok(SCHEMA[key], `${key} is in package.json`);
+});
+
+test('empty configuration gives the schema defaults for every server setting, and only those', () => {
+  const s = toServerSettings(from({}));
+  assert.deepEqual(Object.keys(s).sort(), [...SERVER_KEYS].sort());
+  for (const key of SERVER_KEYS) assert.equal(s[key], defaultOf(key));
+  for (const key of CLIENT_ONLY_KEYS) assert.ok(!(key in s), `${key} must not reach the server`);
 });
 
 test('every server setting is mapped with its own name', () => {
   const s = toServerSettings(
-    from({ model: 'HuggingFaceTB/SmolLM2-360M', adapter: '/a/pandas-lora', device: 'cuda', cpuInt8: false, maxNewTokens: 32, maxPromptTokens: 2048, multiline: false, enable: false }),
+    from({ model: 'HuggingFaceTB/SmolLM2-360M', adapter: '/a/pandas-lora', device: 'cuda', maxNewTokens: 32, maxPromptTokens: 2048, multiline: false, enable: false }),
   );
-  assert.deepEqual(s, {
-    model: 'HuggingFaceTB/SmolLM2-360M',
-    adapter: '/a/pandas-lora',
-    device: 'cuda',
-    cpuInt8: false,
-    maxNewTokens: 32,
-    maxPromptTokens: 2048,
-    multiline: false,
-    enable: false,
-  });
+  assert.equal(s.model, 'HuggingFaceTB/SmolLM2-360M');
+  assert.equal(s.adapter, '/a/pandas-lora');
+  assert.equal(s.device, 'cuda');
+  assert.equal(s.maxNewTokens, 32);
+  assert.equal(s.maxPromptTokens, 2048);
+  assert.equal(s.multiline, false);
+  assert.equal(s.enable, false);
 });
 
-test('client-only settings never reach the server', () => {
-  const s = toServerSettings(from({ debounceMs: 10, 'trace.server': 'verbose', 'server.pythonPath': '/usr/bin/python3' }));
-  assert.deepEqual(Object.keys(s).sort(), ['adapter', 'cpuInt8', 'device', 'enable', 'maxNewTokens', 'maxPromptTokens', 'model', 'multiline']);
-});
-
-test('malformed values fall back or are clamped', () => {
-  const s = toServerSettings(from({ device: 'tpu', maxNewTokens: 1e9, maxPromptTokens: 'many', multiline: 'yes', enable: null, model: 42, cpuInt8: 'no' }));
-  assert.equal(s.device, 'auto');
-  assert.equal(s.maxNewTokens, 512); // the server's own limit
-  assert.equal(s.cpuInt8, true);
-  assert.equal(s.maxPromptTokens, 1024);
-  assert.equal(s.multiline, true);
-  assert.equal(s.enable, true);
-  assert.equal(s.model, '');
-  assert.equal(toServerSettings(from({ maxNewTokens: 0 })).maxNewTokens, 1);
+test('malformed values fall back or are clamped to the schema range', () => {
+  const s = toServerSettings(from({ device: 'tpu', maxNewTokens: 1e9, maxPromptTokens: 'many', multiline: 'yes', enable: null, model: 42 }));
+  assert.equal(s.device, defaultOf('device'));
+  assert.equal(s.maxNewTokens, SCHEMA.maxNewTokens.maximum);
+  assert.equal(s.maxPromptTokens, defaultOf('maxPromptTokens'));
+  assert.equal(s.multiline, defaultOf('multiline'));
+  assert.equal(s.enable, defaultOf('enable'));
+  assert.equal(s.model, defaultOf('model'));
+  assert.equal(toServerSettings(from({ maxNewTokens: 0 })).maxNewTokens, SCHEMA.maxNewTokens.minimum);
   assert.equal(toServerSettings(from({ maxNewTokens: 12.6 })).maxNewTokens, 13);
+  assert.equal(validated('device', ' CPU '), 'cpu');
+  assert.throws(() => validated('noSuchSetting', 1), /unknown setting/);
 });
 
 test('adapter and local model paths are expanded, hub names are not', () => {
@@ -74,15 +82,16 @@ test('LSP payload shapes match the server contract', () => {
   assert.deepEqual(didChangeConfigurationParams(s), { settings: { ghostframe: s } });
 });
 
-test('debounce default and clamping', () => {
-  assert.equal(debounceMs(from({})), 75);
-  assert.equal(debounceMs(from({ debounceMs: -5 })), 0);
-  assert.equal(debounceMs(from({ debounceMs: 99999 })), 2000);
+test('debounce default and clamping come from the schema', () => {
+  assert.equal(debounceMs(from({})), defaultOf('debounceMs'));
+  assert.equal(debounceMs(from({ debounceMs: -5 })), SCHEMA.debounceMs.minimum);
+  assert.equal(debounceMs(from({ debounceMs: 99999 })), SCHEMA.debounceMs.maximum);
 });
 
-test('only the interpreter needs a server restart', () => {
-  assert.equal(needsRestart('server.pythonPath'), true);
-  assert.equal(needsRestart('model'), false);
+test('trigger mode: automatic unless set to manual', () => {
+  assert.equal(triggerMode(from({})), 'automatic');
+  assert.equal(triggerMode(from({ triggerMode: 'manual' })), 'manual');
+  assert.equal(triggerMode(from({ triggerMode: 'sometimes' })), 'automatic');
 });
 
 test('server log level is one step quieter than the log channel', () => {

@@ -28,6 +28,12 @@ test('a server that reports itself disabled shows as off', () => {
   assert.deepEqual(statusView({ kind: 'server', status: { state: 'disabled', model: 'm', device: 'cpu' } }), statusView({ kind: 'disabled' }));
 });
 
+test("the server's own state drives the item: idle is starting, set up has its own text", () => {
+  assert.deepEqual(statusView({ kind: 'server', status: { state: 'idle' } }), statusView({ kind: 'starting' }));
+  assert.match(statusView({ kind: 'setup' }).text, /loading~spin.*set up/);
+  assert.match(statusView({ kind: 'setup' }).tooltip, /installing/);
+});
+
 test('errors are flagged', () => {
   assert.equal(statusView({ kind: 'server', status: { state: 'error', message: 'CUDA OOM' } }).error, true);
   assert.match(statusView({ kind: 'server', status: { state: 'error', message: 'CUDA OOM' } }).tooltip, /CUDA OOM/);

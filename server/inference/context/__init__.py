@@ -1,0 +1,7 @@
+"""Context from outside the file being edited: the user's other files and the data files it reads.
+
+`workspace_index` keeps the workspace's Python files as chunks and top-level definitions,
+`retrieval` picks snippets for one request, `data_headers` reads the column names of the
+data files a file loads by literal path. None of it reads a file outside the workspace
+folders, and none of it imports anything of ours beyond `inference`.
+"""

@@ -1,0 +1,236 @@
+"""Column names of the data files a file reads by a literal path, for one-line prompt notes.
+
+In pandas code the next token is often a column name, and the names live in the data.
+When the code reads `pd.read_csv("sales.csv")` (or read_parquet, read_excel, read_json,
+read_table, np.loadtxt / genfromtxt) and that file exists inside a workspace folder,
+only its header is read: a bounded number of bytes for text formats, the schema for
+parquet (with pyarrow, if installed), the first row for excel (with openpyxl, if
+installed). The note names columns (and parquet dtypes), never a data value. A path that
+resolves outside the workspace folders, links included, is never opened.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+MAX_HEADER_BYTES = 64 * 1024
+MAX_EXCEL_BYTES = 50_000_000
+MAX_COLUMNS = 40
+MAX_NAME_CHARS = 40
+MAX_NOTE_CHARS = 400
+
+READ_CALL = re.compile(
+    r"""\b(?:pd|pandas|np|numpy)\s*\.\s*(read_csv|read_table|read_parquet|read_excel|read_json|loadtxt|genfromtxt)"""
+    r"""\s*\(\s*(?:filepath_or_buffer\s*=\s*|path\s*=\s*|io\s*=\s*|fname\s*=\s*)?[rR]?(["'])([^"'\n]+)\2((?:[^\n;"']|"[^"\n]*"|'[^'\n]*')*)"""
+)
+_SEP = re.compile(r"""\b(?:sep|delimiter)\s*=\s*[rR]?(["'])(.{1,4}?)\1""")
+
+
+@dataclass(frozen=True)
+class DataRead:
+    line: int        # 0-based line of the call in the text
+    reader: str      # read_csv, read_parquet, ...
+    path: str        # the literal path as written
+    arguments: str   # the rest of the line after the path
+
+
+_READER_NAME = re.compile(r"read_(?:csv|table|parquet|excel|json)|loadtxt|genfromtxt")
+
+
+def find_reads(text: str) -> list[DataRead]:
+    """Calls that read a data file by a literal path, in order.
+
+    Only the lines that name a reader are matched in full, so a long file costs little.
+    """
+    reads = []
+    line_number, counted_to, last_line = 0, 0, -1
+    for hit in _READER_NAME.finditer(text):
+        start = text.rfind("\n", 0, hit.start()) + 1
+        if start <= last_line:
+            continue  # this line was already read
+        last_line = start
+        end = text.find("\n", hit.end())
+        line = text[start:end if end >= 0 else len(text)]
+        line_number += text.count("\n", counted_to, start)
+        counted_to = start
+        for match in READ_CALL.finditer(line):
+            reader, _, path, rest = match.groups()
+            reads.append(DataRead(line_number, reader, path, rest))
+    return reads
+
+
+def inside(path: Path, roots: Sequence[Path]) -> Path | None:
+    """`path` with links resolved, when it is a file inside one of `roots`; else None."""
+    try:
+        resolved = path.expanduser().resolve()
+    except (OSError, RuntimeError):
+        return None
+    for root in roots:
+        root = root.resolve()
+        if root in resolved.parents and resolved.is_file():
+            return resolved
+    return None
+
+
+def _clip(names: list[str]) -> list[str]:
+    names = [n.strip().replace("\n", " ")[:MAX_NAME_CHARS] for n in names[:MAX_COLUMNS]]
+    return [n for n in names if n]
+
+
+def _first_line(path: Path) -> str | None:
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_HEADER_BYTES)
+    line, newline, _ = data.partition(b"\n")
+    if b"\x00" in line or (not newline and len(data) == MAX_HEADER_BYTES):
+        return None  # binary, or no end of the first line within the bound: not a header
+    try:
+        return line.decode("utf-8-sig").rstrip("\r")
+    except UnicodeDecodeError:
+        return None
+
+
+def _looks_numeric(field: str) -> bool:
+    try:
+        float(field)
+        return True
+    except ValueError:
+        return False
+
+
+def text_columns(path: Path, separator: str | None) -> list[str] | None:
+    """Column names from the first line of a delimited text file (csv, tsv, txt)."""
+    line = _first_line(path)
+    if not line or not line.strip():
+        return None
+    if separator is None or separator == r"\s+":
+        if separator is None:
+            try:
+                separator = csv.Sniffer().sniff(line, delimiters=",;\t|").delimiter
+            except csv.Error:
+                separator = ","
+        else:
+            return _clip(line.split())
+    names = next(csv.reader(io.StringIO(line), delimiter=separator[0]), [])
+    if not names or all(_looks_numeric(n) for n in names if n.strip()):
+        return None  # a first row of numbers is data, not a header
+    return _clip(names)
+
+
+def json_columns(path: Path) -> list[str] | None:
+    """Keys of the first record of a JSON array of objects or of a JSON-lines file."""
+    with open(path, "rb") as handle:
+        text = handle.read(MAX_HEADER_BYTES).decode("utf-8-sig", errors="replace").lstrip()
+    decoder = json.JSONDecoder()
+    start = 1 if text.startswith("[") else 0
+    try:
+        first, _ = decoder.raw_decode(text[start:].lstrip())
+    except ValueError:
+        return None
+    if not isinstance(first, dict):
+        return None
+    return _clip([str(k) for k in first])
+
+
+def parquet_columns(path: Path) -> list[str] | None:
+    """Names and types from the parquet footer (the schema only); None without pyarrow."""
+    try:
+        import pyarrow.parquet as pq
+    except ImportError:
+        return None
+    schema = pq.read_schema(path)
+    return _clip([f"{field.name} ({field.type})" for field in schema])
+
+
+def excel_columns(path: Path) -> list[str] | None:
+    """The first row of the first sheet; None without openpyxl or for a large workbook."""
+    try:
+        import openpyxl
+    except ImportError:
+        return None
+    if path.suffix.lower() not in (".xlsx", ".xlsm") or path.stat().st_size > MAX_EXCEL_BYTES:
+        return None
+    book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    try:
+        row = next(book.worksheets[0].iter_rows(min_row=1, max_row=1, values_only=True), None)
+    finally:
+        book.close()
+    names = [str(v) for v in row or () if v is not None]
+    return _clip(names) if names and not all(_looks_numeric(n) for n in names) else None
+
+
+def columns_of(path: Path, read: DataRead) -> list[str] | None:
+    """The column names of an existing file, read as `read` reads it; None when unknown."""
+    if read.reader in ("read_csv", "read_table", "loadtxt", "genfromtxt"):
+        if re.search(r"\bheader\s*=\s*None\b", read.arguments):
+            return None
+        sep = _SEP.search(read.arguments)
+        default = "\t" if read.reader == "read_table" else ("," if read.reader == "read_csv" else None)
+        if read.reader in ("loadtxt", "genfromtxt") and not re.search(r"\bnames\s*=\s*True|\bskiprows\s*=\s*1\b",
+                                                                          read.arguments):
+            return None  # numpy reads numbers; only a declared header row has names
+        return text_columns(path, sep.group(2) if sep else default)
+    if read.reader == "read_json":
+        return json_columns(path)
+    if read.reader == "read_parquet":
+        return parquet_columns(path)
+    if read.reader == "read_excel":
+        return excel_columns(path)
+    return None
+
+
+def note_for(name: str, columns: list[str]) -> str:
+    note = f"# {name} columns: {', '.join(columns)}"
+    return note if len(note) <= MAX_NOTE_CHARS else note[:MAX_NOTE_CHARS].rsplit(",", 1)[0] + ", ..."
+
+
+class HeaderReader:
+    """Reads headers for the reads in a text, remembering each file's columns by size and mtime."""
+
+    def __init__(self, max_entries: int = 256):
+        self.max_entries = max_entries
+        self._cache: OrderedDict[tuple[str, str], tuple[tuple[int, int], list[str] | None]] = OrderedDict()
+
+    def columns(self, path: Path, read: DataRead) -> list[str] | None:
+        key = (str(path), read.reader + read.arguments)
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        held = self._cache.get(key)
+        if held is not None and held[0] == stamp:
+            return held[1]
+        try:
+            found = columns_of(path, read)
+        except Exception:  # a damaged or unexpected file gives no note, never an error in the editor
+            found = None
+        self._cache[key] = (stamp, found)
+        while len(self._cache) > self.max_entries:
+            self._cache.popitem(last=False)
+        return found
+
+    def notes(self, text: str, folder: Path | None, roots: Sequence[Path]) -> tuple[tuple[int, str], ...]:
+        """(line, comment) for each read in `text` of a file inside `roots` whose columns are known.
+
+        Relative paths are taken from the file's `folder`, then from each workspace folder
+        (scripts are often run from the project's root).
+        """
+        notes = []
+        for read in find_reads(text):
+            written = Path(read.path)
+            bases = [] if written.is_absolute() else [b for b in (folder, *roots) if b is not None]
+            candidates = [written] if written.is_absolute() else [base / written for base in bases]
+            path = next((p for p in (inside(c, roots) for c in candidates) if p is not None), None)
+            if path is None:
+                continue
+            columns = self.columns(path, read)
+            if columns:
+                notes.append((read.line, note_for(written.name, columns)))
+        return tuple(notes)

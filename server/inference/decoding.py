@@ -1,0 +1,103 @@
+"""Greedy decoding with a reusable KV cache and prompt-lookup speculation.
+
+Code repeats itself: column names, variable names, whole call patterns recur in the
+file. Prompt-lookup decoding drafts the next tokens by copying what followed the last
+occurrence of the current n-gram in the context, then checks the whole draft with one
+forward pass and keeps the part the model agrees with — the output is exactly what
+plain greedy decoding gives, in fewer forward passes.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import Any, Callable
+
+import torch
+
+from ghostframe.server.inference.prefix_cache import crop
+
+# Longest draft to check in one forward pass. On a GPU checking 10 tokens costs about what
+# one does (decoding is bound by reading the weights). On a CPU the cost grows with every
+# drafted token and a rejected draft is wasted work: on the 2-core dev machine (int8, default
+# model) the typing-session p50 was 175 ms with 3-token drafts, 315 ms with 10.
+MAX_DRAFT_TOKENS = {"cuda": 10, "cpu": 3}
+
+
+def draft_from_context(tokens: list[int], max_ngram: int = 3, max_draft: int = 10) -> list[int]:
+    """Tokens that followed the latest earlier occurrence of the trailing n-gram (longest n first)."""
+    for n in range(min(max_ngram, len(tokens) - 1), 0, -1):
+        tail = tokens[-n:]
+        for start in range(len(tokens) - n - 1, -1, -1):
+            if tokens[start:start + n] == tail:
+                return tokens[start + n:start + n + max_draft]
+    return []
+
+
+@functools.cache
+def _takes_logits_to_keep(model_class: type) -> bool:
+    """Most transformers causal LMs do; a model with its own code may not."""
+    return "logits_to_keep" in inspect.signature(model_class.forward).parameters
+
+
+@torch.inference_mode()
+def prefill(model: Any, ids: list[int], cache: Any) -> torch.Tensor:
+    """Run `ids` through the model after what `cache` holds, extending it; the last position's logits."""
+    # only the last position's logits are needed: skips the vocabulary projection for the
+    # rest of the prompt (467 -> 376 ms for a 340-token int8 prefill on the 2-core CPU)
+    last_only = {"logits_to_keep": 1} if _takes_logits_to_keep(type(model)) else {}
+    return model(input_ids=torch.tensor([ids], device=model.device), cache=cache, use_cache=True,
+                 **last_only).logits[0, -1]
+
+
+@torch.inference_mode()
+def greedy_decode(
+    model: Any,
+    prompt: list[int],
+    cache: Any,
+    cached: int,
+    max_new_tokens: int,
+    should_stop: Callable[[list[int]], bool],
+    prompt_lookup: bool = True,
+    max_draft: int = MAX_DRAFT_TOKENS["cpu"],
+) -> tuple[list[int], Any, list[int]]:
+    """Generate up to `max_new_tokens` greedily after `prompt`.
+
+    `cache` holds keys/values for `prompt[:cached]` (or is None). `should_stop(new_ids)` is
+    asked after every accepted token (end of suggestion, end of text, cancellation).
+    Returns (new token ids, the cache, the ids the cache now holds).
+    """
+    from transformers import DynamicCache
+
+    device = model.device
+    if cache is None:
+        cache, cached = DynamicCache(), 0
+    sequence = list(prompt)
+    new: list[int] = []
+    pending = int(prefill(model, prompt[cached:], cache).argmax())  # predicted, not yet fed to the model
+    while True:
+        new.append(pending)
+        sequence.append(pending)
+        if len(new) >= max_new_tokens or should_stop(new):
+            break
+        draft = draft_from_context(sequence, max_draft=max_draft)[: max_new_tokens - len(new)] if prompt_lookup else []
+        inputs = torch.tensor([[pending, *draft]], device=device)
+        logits = model(input_ids=inputs, cache=cache, use_cache=True).logits
+        predicted = logits[0].argmax(-1).tolist()
+        accepted = 0
+        while accepted < len(draft) and draft[accepted] == predicted[accepted]:
+            accepted += 1
+        # the cache now holds pending + the whole draft; keep pending + accepted draft
+        crop(cache, len(sequence) + accepted)
+        stopped = False
+        for token in draft[:accepted]:
+            new.append(token)
+            sequence.append(token)
+            if len(new) >= max_new_tokens or should_stop(new):
+                stopped = True
+                break
+        if stopped:
+            crop(cache, len(sequence) - 1)
+            return new, cache, sequence[:-1]
+        pending = predicted[accepted]
+    return new, cache, sequence[:-1]

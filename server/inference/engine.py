@@ -1,0 +1,182 @@
+"""Run the model for one completion: prompt in, finished suggestion out, cancellable per token.
+
+Two paths give the same greedy text: `plain` is transformers' `generate`, the reference;
+the fast path (default) reuses each document's KV cache across keystrokes, drafts tokens
+from the document itself (prompt lookup), and answers at once when the user types what
+the previous suggestion began with. Each speed-up can be switched off.
+
+`warm_step` fills a document's KV cache ahead of the first request, one chunk at a time
+(warming.py decides when), through the same prompt builder, so a warm request decodes the
+same greedy text as a cold one and only computes what the cache lacks.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass
+
+from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, prefill
+from ghostframe.server.inference.model_loading import LoadedModel
+from ghostframe.server.inference.prefix_cache import PrefixCache
+from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
+
+
+@dataclass(frozen=True)
+class SpeedOptions:
+    plain: bool = False          # model.generate and no speed-up at all (the reference path)
+    prefix_cache: bool = True    # reuse the document's KV cache from the last request
+    prompt_lookup: bool = True   # draft tokens from n-grams already in the context
+    typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
+    warm: bool = True            # prefill a document's cache in the background when opened or edited
+
+
+@dataclass
+class Completion:
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    seconds: float
+    cancelled: bool = False
+    first_token_seconds: float | None = None
+    reused_tokens: int = 0       # prompt tokens whose KV came from the document's cache
+    typed_through: bool = False  # answered from the previous suggestion, without the model
+
+
+@dataclass(frozen=True)
+class WarmProgress:
+    """Where warming a document's prompt stands after one step."""
+
+    cached: int    # prompt tokens whose keys/values the document's cache holds
+    target: int    # tokens to hold: all of the prompt but its last, which a request always computes
+    computed: int  # tokens this step ran through the model
+
+    @property
+    def done(self) -> bool:
+        return self.cached >= self.target
+
+
+@dataclass
+class _Shown:
+    """The last suggestion shown for a document, for typed-through reuse."""
+
+    before: str
+    after: str
+    text: str
+
+
+class CompletionEngine:
+    """Greedy completion with a loaded model. Not thread-safe: call it from one worker thread."""
+
+    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(), max_cached_documents: int = 4):
+        self.loaded = loaded
+        self.options = options
+        self.prefix_cache = PrefixCache(max_cached_documents)
+        self._shown: dict[str, _Shown] = {}
+
+    def decode(self, ids: list[int]) -> str:
+        return self.loaded.tokenizer.decode(ids, skip_special_tokens=True)
+
+    def forget(self, document: str) -> None:
+        """Drop what is kept for a closed document."""
+        self.prefix_cache.evict(document)
+        self._shown.pop(document, None)
+
+    def prompt_ids(self, ctx: CompletionContext, max_prompt_tokens: int) -> list[int]:
+        """The prompt a request at `ctx` gives the model (warming prefills the same)."""
+        return build_prompt(ctx, self.loaded.tokenizer, max_prompt_tokens)
+
+    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
+        """Prefill at most about `chunk_tokens` more of `ids` into the document's cache.
+
+        What the cache holds already is kept; a last piece shorter than half a chunk is
+        taken with the one before, so the prefill runs in rows as wide as a cold one's.
+        """
+        target = len(ids) - 1
+        if self.options.plain or not self.options.prefix_cache:
+            return WarmProgress(target, target, 0)
+        have = min(self.prefix_cache.reusable(document, ids), target)
+        if have >= target:
+            return WarmProgress(have, target, 0)
+        cache, cached = self.prefix_cache.take(document, ids)
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache, cached = DynamicCache(), 0
+        end = target if target - cached <= chunk_tokens * 3 // 2 else cached + chunk_tokens
+        prefill(self.loaded.model, ids[cached:end], cache)
+        self.prefix_cache.put(document, ids[:end], cache)
+        return WarmProgress(end, target, end - cached)
+
+    def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
+        use = document and self.options.typed_through and not self.options.plain
+        shown = self._shown.get(document) if use else None
+        if shown is None or shown.after != ctx.after or not ctx.before.startswith(shown.before):
+            return None
+        typed = ctx.before[len(shown.before):]
+        if typed and "\n" not in typed and shown.text.startswith(typed) and len(shown.text) > len(typed):
+            return shown.text[len(typed):]
+        return None
+
+    def complete(self, ctx: CompletionContext, max_new_tokens: int, max_prompt_tokens: int,
+                 multiline: bool, cancel: threading.Event | None = None, document: str | None = None) -> Completion:
+        """The suggestion at `ctx`; empty if cancelled. `document` keys the per-document reuse."""
+        cancel = cancel or threading.Event()
+        start = time.perf_counter()
+        if (rest := self._typed_through(ctx, document)) is not None:
+            self._shown[document] = _Shown(ctx.before, ctx.after, rest)
+            return Completion(rest, 0, 0, time.perf_counter() - start, typed_through=True)
+        ids = self.prompt_ids(ctx, max_prompt_tokens)
+        if cancel.is_set() or not ids:
+            return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
+        stop_ids = set(self.loaded.stop_token_ids)
+        first_token: list[float] = []
+
+        def should_stop(new: list[int]) -> bool:
+            if not first_token:
+                first_token.append(time.perf_counter() - start)
+            return cancel.is_set() or new[-1] in stop_ids or cut_completion(self.decode(new), ctx, multiline)[1]
+
+        if self.options.plain:
+            new, reused = self._generate(ids, max_new_tokens, should_stop), 0
+        else:
+            new, reused = self._fast(ids, max_new_tokens, should_stop, document)
+        new = [t for t in new if t not in stop_ids]
+        seconds = time.perf_counter() - start
+        if cancel.is_set():
+            return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused)
+        text = finish_completion(self.decode(new), ctx, multiline)
+        if document:
+            self._shown[document] = _Shown(ctx.before, ctx.after, text)
+        return Completion(text, len(ids), len(new), seconds, first_token_seconds=first_token[0], reused_tokens=reused)
+
+    def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
+        use_cache = self.options.prefix_cache and document is not None
+        cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
+        new, cache, held = greedy_decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
+                                         prompt_lookup=self.options.prompt_lookup,
+                                         max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
+        if use_cache:
+            self.prefix_cache.put(document, held, cache)
+        return new, reused
+
+    def _generate(self, ids, max_new_tokens, should_stop) -> list[int]:
+        """The reference: transformers' generate with the same stopping rule."""
+        import torch
+        from transformers import StoppingCriteria, StoppingCriteriaList
+
+        prompt_length = len(ids)
+
+        class _Stop(StoppingCriteria):
+            def __call__(self, input_ids, scores, **kwargs):
+                done = should_stop(input_ids[0, prompt_length:].tolist())
+                return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+        input_ids = torch.tensor([ids], device=self.loaded.device)
+        with torch.inference_mode():
+            output = self.loaded.model.generate(
+                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
+                do_sample=False, eos_token_id=self.loaded.stop_token_ids or None,
+                pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=StoppingCriteriaList([_Stop()]),
+            )
+        return output[0, prompt_length:].tolist()

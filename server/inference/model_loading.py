@@ -1,0 +1,299 @@
+"""Load a causal LM (and optionally a LoRA adapter) for completion, training or evaluation.
+
+This is the one place that knows how a model name turns into weights on a device:
+the server, the trainer and the evaluation all call `load_model`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ghostframe.server.inference.default_model import (
+    PINNED_MODELS,
+    ModelLoadError,
+    converted_gguf_dir,
+    default_model_for,
+    pinned_gguf_path,
+)
+from ghostframe.server.inference import quantization
+from ghostframe.server.inference.precision import PrecisionChoice, choose_precision
+
+Reporter = Callable[[str], None]
+ADAPTER_METADATA = "ghostframe.json"
+
+__all__ = [
+    "ADAPTER_METADATA",
+    "LoadedModel",
+    "ModelLoadError",
+    "base_model_fingerprint",
+    "load_model",
+    "load_tokenizer_and_model",
+    "pick_device",
+    "resolve_model_path",
+]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready for inference, with what a user needs to know about it."""
+
+    model: Any
+    tokenizer: Any
+    device: str
+    dtype: Any
+    model_name: str
+    adapter: str | None = None
+    fingerprint: str = ""
+    stop_token_ids: list[int] = field(default_factory=list)
+    precision: str = ""  # what the weights run in: "int8", "float32" or "bfloat16"
+    precision_choice: PrecisionChoice | None = None  # how that was chosen (and the timings)
+
+
+def pick_device(requested: str = "auto") -> tuple[str, Any]:
+    """Return (device, dtype): CUDA in bf16 when present, else CPU in fp32 on all cores
+    (or OMP_NUM_THREADS threads when that is set)."""
+    import torch
+
+    requested = (requested or "auto").lower()
+    if requested not in {"auto", "cpu", "cuda"}:
+        raise ModelLoadError(f"Unknown device {requested!r}: use auto, cpu or cuda.")
+    if requested == "cuda" and not torch.cuda.is_available():
+        raise ModelLoadError("device 'cuda' was asked for, but torch sees no CUDA GPU (use auto or cpu).")
+    if requested == "cuda" or (requested == "auto" and torch.cuda.is_available()):
+        return "cuda", torch.bfloat16
+    if "OMP_NUM_THREADS" not in os.environ:  # the user's choice wins (e.g. on a shared machine)
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        torch.set_num_threads(max(1, cores or 1))
+    return "cpu", torch.float32
+
+
+def resolve_model_path(model: str | None, report: Reporter = lambda _: None, device: str = "cpu") -> tuple[str, str]:
+    """Turn a --model value into (what from_pretrained takes, a display name).
+
+    Empty or "auto" means the default for `device` (default_model.DEFAULT_BY_DEVICE); a pinned model's name (`ghostframe-server --model
+    smollm2-135m`) is fetched and verified like the default; a `.gguf` file is converted once
+    into the cache; a folder is used as it is; anything else is taken for a hub id.
+    """
+    if not model or model == "auto" or model in PINNED_MODELS:
+        pinned = PINNED_MODELS[model] if model in PINNED_MODELS else default_model_for(device)
+        return str(converted_gguf_dir(pinned_gguf_path(pinned, report), report)), pinned.display_name
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ModelLoadError(f"Model file {path} does not exist.")
+        return str(converted_gguf_dir(path, report)), path.stem
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} is not a Hugging Face model folder (it has no config.json).")
+        return str(path.resolve()), path.name
+    looks_like_path = path.is_absolute() or model.startswith((".", "~")) or model.count("/") > 1
+    if looks_like_path:
+        raise ModelLoadError(f"Model path {model} does not exist.")
+    check_hub_reachable(model)
+    return model, model  # a hub id such as HuggingFaceTB/SmolLM2-135M
+
+
+def check_hub_reachable(model_id: str, endpoint: str | None = None, timeout: float = 3.0) -> None:
+    """Fail in seconds, with a message that says why, when a hub id can be neither read from the
+    local cache nor downloaded (transformers would retry for about a minute first)."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    cached = try_to_load_from_cache(model_id, "config.json")
+    if isinstance(cached, str):
+        return  # downloaded before: from_pretrained reads it from the cache
+    advice = "Give a local model folder or a .gguf file, or download the model once while online."
+    if constants.HF_HUB_OFFLINE:
+        raise ModelLoadError(f"Model {model_id!r} is taken for a Hugging Face hub id, but it is not in the "
+                             f"local cache and HF_HUB_OFFLINE is set, so it cannot be downloaded. {advice}")
+    url = urlsplit(endpoint or constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    if not _can_connect(host, port, timeout):
+        raise ModelLoadError(f"Model {model_id!r} is taken for a Hugging Face hub id, but it is not in the "
+                             f"local cache and {host} cannot be reached (no network?). {advice}")
+
+
+def _can_connect(host: str, port: int, timeout: float) -> bool:
+    """A TCP connection within `timeout` seconds, name lookup included (run on a thread: the
+    resolver has no timeout of its own)."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor, TimeoutError as Timeout
+
+    def connect() -> bool:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(connect).result(timeout=timeout)
+    except (OSError, Timeout):
+        return False
+    finally:
+        pool.shutdown(wait=False)
+
+
+def load_tokenizer_and_model(source: str, dtype: Any, display_name: str):
+    """from_pretrained for tokenizer and model, with errors a user can act on."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype)
+    except OSError as exc:
+        raise ModelLoadError(
+            f"Could not load model {display_name!r}: {exc}. Give a local model folder, "
+            "a .gguf file, or a hub id this machine can download."
+        ) from exc
+    except Exception as exc:  # corrupt weights, unsupported architecture, ...
+        raise ModelLoadError(f"Could not load model {display_name!r}: {type(exc).__name__}: {exc}") from exc
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer, model
+
+
+def base_model_fingerprint(model: Any) -> str:
+    """A short hash that identifies a base model's weights, whatever dtype it was loaded in.
+
+    Computed on a strided sample of the input embeddings rounded to bf16, plus the
+    shape-defining config, so an adapter can be checked against the model it was made for.
+    """
+    import torch
+
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    cfg = base.config
+    shape = [getattr(cfg, k, None) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")]
+    digest = hashlib.sha256(json.dumps(shape).encode())
+    weight = base.get_input_embeddings().weight.detach()
+    sample = weight[:: max(1, weight.shape[0] // 256)].to("cpu", torch.bfloat16).contiguous()
+    digest.update(sample.view(torch.int16).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def read_adapter_metadata(adapter: Path) -> dict:
+    """The trainer's ghostframe.json beside an adapter ({} when the adapter came from elsewhere)."""
+    meta = adapter / ADAPTER_METADATA
+    if not meta.is_file():
+        return {}
+    try:
+        return json.loads(meta.read_text())
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"{meta} is not valid JSON: {exc}") from exc
+
+
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def check_adapter_weights(path: Path) -> None:
+    """Only safetensors weights are loaded: a pickle (`adapter_model.bin`, ...) can run code when read.
+
+    peft falls back to `adapter_model.bin` when there is no safetensors file; that is refused here.
+    """
+    if (path / ADAPTER_WEIGHTS).is_file():
+        return
+    pickles = sorted(p.name for p in path.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES)
+    found = f"it has {', '.join(pickles)} and no {ADAPTER_WEIGHTS}" if pickles else f"it has no {ADAPTER_WEIGHTS}"
+    raise ModelLoadError(f"Adapter {path} was refused: only safetensors adapters are loaded ({found}). "
+                         "Save it with save_pretrained(..., safe_serialization=True), as ghostframe-train does.")
+
+
+def check_adapter_gate(path: Path, meta: dict, force: bool) -> None:
+    """Refuse an adapter whose training run's evaluation gate did not say "use it" (unless forced).
+
+    ghostframe-train keeps such an adapter, marked in its ghostframe.json, so that a user can
+    look at it; serving it would make suggestions no better, or worse, than the base model's.
+    """
+    gate = meta.get("gate") or {}
+    verdict = gate.get("verdict")
+    if verdict is None or verdict == "use it" or force:
+        return
+    raise ModelLoadError(
+        f"Adapter {path} was not loaded: its training run's evaluation found it {verdict!r} compared with "
+        f"the base model ({gate.get('reason', 'see its report.md')}). Pass --force-adapter "
+        "(setting ghostframe.forceAdapter) to use it anyway.")
+
+
+def attach_adapter(model: Any, adapter: str, fingerprint: str, model_name: str, force: bool = False) -> Any:
+    """Wrap `model` with a peft adapter, refusing one that was trained for another base
+    or that its own evaluation gate did not approve (unless `force`)."""
+    from peft import PeftModel
+
+    path = Path(adapter).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise ModelLoadError(f"{path} is not an adapter folder (no adapter_config.json); use a ghostframe-train output.")
+    check_adapter_weights(path)
+    meta = read_adapter_metadata(path)
+    check_adapter_gate(path, meta, force)
+    expected = meta.get("base_model", {}).get("fingerprint")
+    if expected and expected != fingerprint:
+        raise ModelLoadError(
+            f"Adapter {path} was trained for base model {meta['base_model'].get('name', '?')!r} "
+            f"(fingerprint {expected}), but the loaded model {model_name!r} has fingerprint {fingerprint}. "
+            "Load the adapter's base model with --model, or train a new adapter for this one."
+        )
+    try:
+        return PeftModel.from_pretrained(model, str(path), is_trainable=False)
+    except Exception as exc:  # shape mismatch: another architecture
+        raise ModelLoadError(
+            f"Adapter {path} does not fit model {model_name!r} (it was made for another base model): "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}"
+        ) from exc
+
+
+def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
+    """Tokens that end a suggestion: the model's EOS ids and every special token of the tokenizer.
+
+    A special token is never code the user types: end of text, a chat turn's end, or a
+    code model's structure tokens (`<|fim_pad|>`, `<|file_sep|>`, `<|repo_name|>`, FIM
+    markers, SmolLM2's `<jupyter_code>`...). When the model emits one, the middle is over.
+    """
+    ids = {tokenizer.eos_token_id}
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    ids.update(eos if isinstance(eos, list) else [eos])
+    ids.update(tokenizer.all_special_ids)
+    ids.update(i for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items() if token.special)
+    return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+
+
+def load_model(
+    model: str | None = None,
+    adapter: str | None = None,
+    device: str = "auto",
+    report: Reporter = lambda _: None,
+    cpu_int8: bool = True,
+    precision: str = "auto",
+    force_adapter: bool = False,
+) -> LoadedModel:
+    """Load model (+ adapter, merged) for inference on the chosen device, in eval mode.
+
+    On CPU it runs in `precision` (auto: the fastest on this CPU, see precision.py);
+    `cpu_int8=False` is the older spelling of precision="float32".
+    """
+    device_name, dtype = pick_device(device)
+    source, name = resolve_model_path(model, report, device_name)
+    report(f"loading {name} on {device_name}")
+    tokenizer, lm = load_tokenizer_and_model(source, dtype, name)
+    fingerprint = base_model_fingerprint(lm)
+    if adapter:
+        report(f"loading adapter {adapter}")
+        lm = quantization.merge_adapter(attach_adapter(lm, adapter, fingerprint, name, force_adapter))
+    lm.to(device_name).eval()
+    lm, choice = choose_precision(lm, device_name, precision if cpu_int8 else "float32", fingerprint, report)
+    return LoadedModel(
+        model=lm,
+        tokenizer=tokenizer,
+        device=device_name,
+        dtype=dtype,
+        model_name=name,
+        adapter=str(Path(adapter).expanduser().resolve()) if adapter else None,
+        fingerprint=fingerprint,
+        stop_token_ids=stop_token_ids(tokenizer, lm),
+        precision=choice.precision,
+        precision_choice=choice,
+    )

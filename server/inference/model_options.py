@@ -1,0 +1,75 @@
+"""Which model to run and how: the options every command takes, declared once.
+
+`ghostframe-server`, `ghostframe complete`, `ghostframe bench`, `ghostframe-eval` and
+`ghostframe-train` all read these fields through `add_model_arguments`, and a tool that
+starts a server passes them on with `server_args`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field, fields
+
+DEVICES = ("auto", "cpu", "cuda")
+# What the weights run in on a CPU; auto measures which is fastest on this CPU (precision.py).
+PRECISIONS = ("auto", "int8", "float32", "bfloat16")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    model: str = field(default="", metadata={
+        "help": "a pinned model (smollm2-135m, qwen2.5-coder-0.5b, qwen2.5-coder-1.5b), a local HF folder, "
+                "a .gguf file or a hub id (default: auto, the pinned model chosen for this device)"})
+    adapter: str = field(default="", metadata={"help": "LoRA adapter folder made by ghostframe-train"})
+    device: str = field(default="auto", metadata={"help": "where the model runs", "choices": DEVICES})
+    precision: str = field(default="auto", metadata={
+        "help": "what the weights run in on CPU: auto times int8, float32 (and bfloat16 where the CPU "
+                "has it) once per model and CPU and keeps the fastest", "choices": PRECISIONS})
+    cpu_int8: bool = field(default=True, metadata={"help": "--no-cpu-int8 is --precision float32 (older spelling)"})
+    force_adapter: bool = field(default=False, metadata={
+        "help": "load the adapter even if its training run's evaluation gate did not approve it"})
+
+    @property
+    def cpu_precision(self) -> str:
+        """The precision asked for, with --no-cpu-int8 read as float32."""
+        return self.precision if self.cpu_int8 else "float32"
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace, **overrides) -> ModelOptions:
+        values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        values.update(overrides)
+        return cls(**values)
+
+    def server_args(self) -> list[str]:
+        """The `ghostframe-server` command-line arguments that select this model."""
+        out = ["--device", self.device]
+        if self.model:
+            out += ["--model", self.model]
+        if self.adapter:
+            out += ["--adapter", self.adapter]
+        if self.cpu_precision != "auto":
+            out += ["--precision", self.cpu_precision]
+        if self.force_adapter:
+            out.append("--force-adapter")
+        return out
+
+
+def add_model_arguments(parser: argparse.ArgumentParser, *, adapter: str = "one") -> None:
+    """Add --model/--adapter/--device/--precision (and --no-cpu-int8, --force-adapter);
+    `adapter` is "one", "many" (repeatable, never gated) or "none"."""
+    group = parser.add_argument_group("model")
+    for f in fields(ModelOptions):
+        option = "--" + f.name.replace("_", "-")
+        if f.name in ("adapter", "force_adapter") and adapter != "one":
+            if f.name == "force_adapter" or adapter == "none":
+                continue  # the evaluation measures any adapter; the trainer takes none
+            if adapter == "many":
+                group.add_argument(option, action="append", default=[],
+                                   help=f.metadata["help"] + "; repeat to compare several")
+                continue
+        if isinstance(f.default, bool):
+            group.add_argument(option, action=argparse.BooleanOptionalAction, default=f.default,
+                               help=f.metadata["help"])
+        else:
+            group.add_argument(option, default=f.default, choices=f.metadata.get("choices"),
+                               help=f.metadata["help"])

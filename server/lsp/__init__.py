@@ -1,0 +1,1 @@
+"""The language server: LSP handlers, settings, documents and the `ghostframe-server` command."""

@@ -1,0 +1,1 @@
+"""Tools around the server: the `ghostframe` terminal command, an LSP client, benchmarks."""

@@ -1,0 +1,127 @@
+"""Data-file headers: column names only, bounded reads, bad files, and never outside the workspace."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from ghostframe.server.inference.context import data_headers
+from ghostframe.server.inference.context.data_headers import HeaderReader, find_reads
+
+
+def notes(text: str, folder: Path, roots=None):
+    return HeaderReader().notes(text, folder, roots or [folder])
+
+
+def test_csv_header_becomes_a_note_with_names_and_no_values(tmp_path):
+    (tmp_path / "sales.csv").write_text("date,region,revenue,units\n2024-01-01,north,1234.5,7\n")
+    text = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ndf["
+    assert notes(text, tmp_path) == ((2, "# sales.csv columns: date, region, revenue, units"),)
+    assert "north" not in str(notes(text, tmp_path)) and "1234.5" not in str(notes(text, tmp_path))
+
+
+def test_every_reader_and_separator(tmp_path):
+    (tmp_path / "t.tsv").write_text("a\tb\n1\t2\n")
+    (tmp_path / "semi.csv").write_text("x;y;z\n1;2;3\n")
+    (tmp_path / "rows.json").write_text(json.dumps([{"name": "secret-value", "age": 3}]))
+    (tmp_path / "lines.jsonl").write_text('{"k1": 1, "k2": "v"}\n{"k1": 2}\n')
+    (tmp_path / "nums.txt").write_text("1 2 3\n4 5 6\n")
+    text = ("df1 = pd.read_table('t.tsv')\ndf2 = pd.read_csv(\"semi.csv\", sep=';')\n"
+            "df3 = pd.read_json('rows.json')\ndf4 = pd.read_json('lines.jsonl', lines=True)\n"
+            "arr = np.loadtxt('nums.txt')\n")
+    assert notes(text, tmp_path) == (
+        (0, "# t.tsv columns: a, b"), (1, "# semi.csv columns: x, y, z"),
+        (2, "# rows.json columns: name, age"), (3, "# lines.jsonl columns: k1, k2"))  # numbers: no header
+
+
+def test_parquet_schema_with_pyarrow(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"store": ["secret-store"], "amount": [1.5]}), tmp_path / "s.parquet")
+    found = notes("df = pd.read_parquet('s.parquet')\n", tmp_path)
+    assert found == ((0, "# s.parquet columns: store (string), amount (double)"),)
+
+
+def test_excel_is_skipped_without_openpyxl(tmp_path, monkeypatch):
+    import builtins
+
+    (tmp_path / "book.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    real_import = builtins.__import__
+
+    def no_openpyxl(name, *args, **kwargs):
+        if name == "openpyxl":
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openpyxl)
+    assert notes("df = pd.read_excel('book.xlsx')\n", tmp_path) == ()
+
+
+def test_reads_are_bounded(tmp_path, monkeypatch):
+    monkeypatch.setattr(data_headers, "MAX_HEADER_BYTES", 64)
+    (tmp_path / "wide.csv").write_text(",".join(f"column_{i}" for i in range(100)) + "\n1\n")
+    (tmp_path / "ok.csv").write_text("a,b\n" + "1,2\n" * 100_000)
+    opened = []
+    real_open = open
+
+    def spy(path, mode="r", *args, **kwargs):
+        handle = real_open(path, mode, *args, **kwargs)
+        if str(path).endswith(".csv"):
+            original = handle.read
+            handle.read = lambda size=-1: opened.append(size) or original(size)
+        return handle
+
+    monkeypatch.setattr("builtins.open", spy)
+    text = "w = pd.read_csv('wide.csv')\nk = pd.read_csv('ok.csv')\n"
+    assert notes(text, tmp_path) == ((1, "# ok.csv columns: a, b"),)  # a header longer than the bound: no note
+    assert opened and all(0 < size <= 64 for size in opened)
+
+
+def test_many_columns_and_long_names_are_clipped(tmp_path):
+    (tmp_path / "w.csv").write_text(",".join(f"c{i}_" + "x" * 60 for i in range(80)) + "\n")
+    (note,) = notes("df = pd.read_csv('w.csv')\n", tmp_path)
+    assert len(note[1]) <= data_headers.MAX_NOTE_CHARS + 5 and note[1].endswith(", ...")
+
+
+@pytest.mark.parametrize("content", [b"", b"\x00\x01\x02binary", b"\xff\xfe\xfa not utf8 \n1,2\n", b"1,2,3\n4,5,6\n"])
+def test_bad_or_headerless_files_give_no_note_and_no_error(tmp_path, content):
+    (tmp_path / "bad.csv").write_bytes(content)
+    (tmp_path / "bad.json").write_bytes(content)
+    (tmp_path / "bad.parquet").write_bytes(content)
+    text = "a = pd.read_csv('bad.csv')\nb = pd.read_json('bad.json')\nc = pd.read_parquet('bad.parquet')\n"
+    result = notes(text, tmp_path)
+    assert result == ()
+
+
+def test_never_outside_the_workspace(tmp_path):
+    workspace, elsewhere = tmp_path / "ws", tmp_path / "elsewhere"
+    workspace.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "secret.csv").write_text("ssn,salary\n")
+    (workspace / "link.csv").symlink_to(elsewhere / "secret.csv")
+    text = ("a = pd.read_csv('../elsewhere/secret.csv')\nb = pd.read_csv('link.csv')\n"
+            f"c = pd.read_csv('{elsewhere / 'secret.csv'}')\nd = pd.read_csv('missing.csv')\n")
+    assert notes(text, workspace, [workspace]) == ()
+
+
+def test_only_literal_paths_and_header_none_is_respected(tmp_path):
+    (tmp_path / "a.csv").write_text("p,q\n")
+    assert find_reads("pd.read_csv(path)\npd.read_csv(f'{x}.csv')\n") == []
+    assert notes("df = pd.read_csv('a.csv', header=None)\n", tmp_path) == ()
+    assert notes("df = pandas.read_csv(filepath_or_buffer='a.csv')\n", tmp_path) == ((0, "# a.csv columns: p, q"),)
+
+
+def test_relative_paths_resolve_from_the_file_then_the_workspace_root(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "notebooks").mkdir()
+    (tmp_path / "data" / "sales.csv").write_text("region,revenue\n")
+    text = "df = pd.read_csv('data/sales.csv')\n"
+    assert notes(text, tmp_path / "notebooks", [tmp_path]) == ((0, "# sales.csv columns: region, revenue"),)
+
+
+def test_two_reads_on_one_line():
+    reads = find_reads('a = pd.read_csv("a.csv", sep=";"); b = pd.read_parquet("b.parquet")\n')
+    assert [(r.line, r.reader, r.path) for r in reads] == [(0, "read_csv", "a.csv"), (0, "read_parquet", "b.parquet")]

@@ -1,0 +1,186 @@
+"""Every ghostframe-train run ends with the evaluation gate; `--budget` plans the steps to fit,
+gate included; the server refuses an adapter the gate did not approve unless forced."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+from contextlib import redirect_stderr
+from pathlib import Path
+
+import pytest
+
+from ghostframe.server.inference.model_loading import ADAPTER_METADATA
+from ghostframe.server.tools import lsp_client
+from ghostframe.trainer.cli import build_parser, main
+from ghostframe.trainer.evaluation.gate import TOO_FEW
+from ghostframe.trainer.training.budget import (
+    MEASURED_STEPS,
+    MIN_GATE_CASES,
+    GateTiming,
+    parse_duration,
+    plan_budget,
+)
+from ghostframe.trainer.training.metrics import read_metrics
+from trainer_fixtures import build_tiny_model, make_repo, train_args
+
+GATE_CASES = "6"  # a handful of held-out lines keeps the run quick (and gives "too few": no verdict)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    return make_repo(tmp_path_factory.mktemp("repos") / "repo", files=24)
+
+
+@pytest.fixture(scope="module")
+def gated(tmp_path_factory, tiny, repo) -> tuple[Path, str]:
+    """One real run, gate included; returns its output folder and what it printed."""
+    out = tmp_path_factory.mktemp("gated") / "adapter"
+    err = io.StringIO()
+    with redirect_stderr(err):
+        code = main(train_args(repo, tiny, out, 4, "--gate-cases", GATE_CASES, gate=True))
+    assert code == 0, err.getvalue()[-3000:]
+    return out, err.getvalue()
+
+
+# --------------------------------------------------------------------------- the gate at the end of a run
+
+
+def test_a_run_ends_with_the_gate_verdict_in_ghostframe_json_and_a_report(gated):
+    out, printed = gated
+    gate = json.loads((out / ADAPTER_METADATA).read_text())["gate"]
+    assert gate["verdict"] == TOO_FEW  # 6 lines: the run says there are too few for a verdict, and how many
+    assert gate["cases"] == int(GATE_CASES) and f"only {GATE_CASES} held-out lines" in gate["reason"]
+    assert gate["report"] == "gate/report.md"
+    assert (out / "gate" / "report.md").is_file() and (out / "gate" / "results.json").is_file()
+    results = json.loads((out / "gate" / "results.json").read_text())
+    assert [s["adapter"] for s in results["systems"]] == ["", str(out)]  # base vs. this run's adapter
+    assert results["generation"]["max_prompt_tokens"] == 1024  # the server's default maxPromptTokens
+    assert "gate: TOO FEW" in printed and "gate/report.md" in printed and "--force-adapter" in printed
+    assert (out / "adapter_model.safetensors").is_file()  # kept, though marked
+
+
+def test_no_held_out_file_at_all_is_too_few_with_zero_lines(tmp_path, tiny, repo):
+    out = tmp_path / "out"
+    # With a tiny valid fraction no file of the repo is held out: the gate has nothing to measure.
+    assert main(train_args(repo, tiny, out, 2, "--valid-fraction", "0.001", gate=True)) == 0
+    gate = json.loads((out / ADAPTER_METADATA).read_text())["gate"]
+    assert gate["verdict"] == TOO_FEW and gate["cases"] == 0 and "only 0 held-out lines" in gate["reason"]
+
+
+def test_no_gate_leaves_the_adapter_unjudged(tmp_path, tiny, repo):
+    out = tmp_path / "out"
+    assert main(train_args(repo, tiny, out, 2)) == 0  # train_args passes --no-gate
+    assert "gate" not in json.loads((out / ADAPTER_METADATA).read_text())
+    assert not (out / "gate").exists()
+
+
+# --------------------------------------------------------------------------- the server and a marked adapter
+
+
+async def _status(server_args: list[str]) -> dict:
+    client = lsp_client.EditorClient(verbose=False)
+    await client.start(server_args, settings={})
+    try:
+        await client.wait_ready(timeout=120)
+        return dict(client.status)
+    finally:
+        await client.close()
+
+
+async def test_the_server_refuses_the_marked_adapter_unless_forced(gated, tiny):
+    out, _ = gated
+    args = ["--model", str(tiny), "--adapter", str(out), "--device", "cpu"]
+    refused = await _status(args)
+    assert refused["state"] == "error", refused
+    assert "--force-adapter" in refused["error"] and "'too few'" in refused["error"]
+    forced = await _status([*args, "--force-adapter"])
+    assert forced["state"] == "ready", forced
+    assert Path(forced["adapter"]) == out.resolve()
+
+
+# --------------------------------------------------------------------------- --budget
+
+
+@pytest.mark.parametrize("text, seconds", [("90s", 90), ("20m", 1200), ("1.5h", 5400), (" 2 min", 120)])
+def test_budget_durations(text, seconds):
+    assert parse_duration(text) == seconds
+    assert build_parser().parse_args(["--budget", text]).budget == seconds
+
+
+@pytest.mark.parametrize("text", ["20", "20x", "-5m", "0s", "m", ""])
+def test_a_bad_budget_is_a_usage_error(text, capsys):
+    with pytest.raises(argparse.ArgumentTypeError):
+        parse_duration(text)
+    with pytest.raises(SystemExit) as stopped:
+        build_parser().parse_args([f"--budget={text}"])
+    assert stopped.value.code == 2 and "90s, 20m or 1.5h" in capsys.readouterr().err
+
+
+GATE = GateTiming(available_cases=200, read_seconds=5.0, load_seconds=10.0, case_seconds=0.5)
+
+
+def test_budget_gives_training_what_is_left_after_the_time_spent_and_the_gate():
+    plan = plan_budget(1200, 100, [5.0, 2.0, 2.0, 2.0], eval_seconds=10, eval_every=100, gate=GATE)
+    # left: 1200 - 100 spent - 10 final validation = 1090; the gate: 5 + 2 x (10 + 200 x 0.5) = 225;
+    # each step 2 s (the first, slower one left out of the mean) + 10 s / 100 steps of validations.
+    assert plan.step_seconds == 2.0 and plan.gate_cases == 200 and plan.gate_seconds == 225
+    assert plan.max_steps == MEASURED_STEPS + (1090 - 225) // 2.1 == 415
+    assert plan.expected_seconds == pytest.approx(1200, abs=2.1)
+
+
+def test_budget_steps_follow_the_measured_step_time():
+    fast = plan_budget(1200, 100, [5.0, 1.0, 1.0, 1.0], 10, 100, GATE)
+    slow = plan_budget(1200, 100, [5.0, 4.0, 4.0, 4.0], 10, 100, GATE)
+    assert fast.max_steps > 3.5 * (slow.max_steps - MEASURED_STEPS)
+    assert slow.expected_seconds <= 1200 and fast.expected_seconds <= 1200
+
+
+def test_a_costly_gate_evaluates_fewer_lines_but_enough_for_a_verdict():
+    costly = GateTiming(200, 5.0, 10.0, case_seconds=5.0)  # 200 lines would take 2025 s
+    plan = plan_budget(1200, 100, [2.0] * 4, 10, 100, costly)
+    assert MIN_GATE_CASES < plan.gate_cases < 200
+    assert plan.gate_seconds <= 0.5 * (1200 - 100 - 10) and plan.max_steps > MEASURED_STEPS
+    tight = plan_budget(300, 100, [2.0] * 4, 10, 100, costly)
+    assert tight.gate_cases == MIN_GATE_CASES
+
+
+def test_a_budget_already_spent_keeps_the_measured_steps_and_says_so():
+    plan = plan_budget(60, 100, [2.0] * 4, 10, 100, GATE)
+    assert plan.max_steps == MEASURED_STEPS and "over budget" in plan.describe()
+
+
+def test_without_a_gate_training_gets_it_all():
+    plan = plan_budget(1200, 100, [2.0] * 4, 10, 0, None)
+    assert plan.gate_seconds == 0 and plan.max_steps == MEASURED_STEPS + (1200 - 110) // 2
+
+
+def test_budget_and_max_steps_together_are_refused(tmp_path, tiny, repo, capsys):
+    assert main(train_args(repo, tiny, tmp_path / "out", 4, "--budget", "1m")) == 1
+    assert "--budget or --max-steps" in capsys.readouterr().err
+
+
+def test_a_budget_run_measures_plans_and_ends_with_the_gate(tmp_path, tiny, repo, capsys):
+    out = tmp_path / "out"
+    assert main(train_args(repo, tiny, out, None, "--budget", "2m", "--gate-cases", GATE_CASES, gate=True)) == 0
+    printed = capsys.readouterr().err
+    meta = json.loads((out / ADAPTER_METADATA).read_text())
+    plan = meta["budget"]
+    assert plan["budget_seconds"] == 120 and plan["measured_steps"] == MEASURED_STEPS
+    assert plan["step_seconds"] > 0
+    # What was spent before planning includes the step-0 validation and the measured steps.
+    assert plan["spent_seconds"] >= plan["eval_seconds"] + (MEASURED_STEPS - 1) * plan["step_seconds"] - 0.05
+    assert plan["gate_cases"] == int(GATE_CASES) and plan["gate_seconds"] > 0 and plan["gate_seconds_actual"] > 0
+    assert plan["max_steps"] >= MEASURED_STEPS
+    assert meta["metrics"]["steps"] == meta["resolved"]["max_steps"] == plan["max_steps"]
+    assert meta["gate"]["verdict"] == TOO_FEW
+    assert f"so {plan['max_steps']} steps" in printed and "gate: TOO FEW" in printed
+    # The schedule was built for the planned count: the cosine reaches zero exactly at its last step.
+    last = [r for r in read_metrics(out / "metrics.jsonl") if r["split"] == "train"][-1]
+    assert last["step"] == plan["max_steps"] and last["lr"] == pytest.approx(0.0, abs=1e-12)

@@ -1,0 +1,1 @@
+"""`ghostframe-eval`: next-line completion accuracy on held-out files (cases, predict, score, report)."""

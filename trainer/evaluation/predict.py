@@ -1,0 +1,143 @@
+"""Get each system's suggestion for each case, through the server's own completion path.
+
+In process, `CompletionEngine.complete` is called exactly as the language server calls
+it (same prompt building, stopping and post-processing). With `via_lsp`, the real server
+is started over stdio and asked `textDocument/inlineCompletion`, which checks that the
+two agree and measures the latency an editor sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+from ghostframe.server.inference.model_loading import read_adapter_metadata
+from ghostframe.trainer.evaluation.cases import Case
+
+
+@dataclass(frozen=True)
+class System:
+    """A model, possibly with an adapter: one column of the comparison."""
+
+    label: str
+    model: str = ""  # "" = the embedded default model
+    adapter: str = ""
+
+    def load_arguments(self) -> tuple[str, str]:
+        """(model, adapter) for load_model; a full fine-tune's output is a model, not an adapter."""
+        if self.adapter and read_adapter_metadata(Path(self.adapter).expanduser()).get("kind") == "full":
+            return self.adapter, ""
+        return self.model, self.adapter
+
+
+@dataclass(frozen=True)
+class Generation:
+    """The server settings a prediction runs under."""
+
+    max_new_tokens: int = 48
+    max_prompt_tokens: int = 1024
+    multiline: bool = False  # one line: the thing a line-level benchmark scores
+    device: str = "auto"
+    threads: int | None = None  # CPU threads for torch in process (None: the loader's choice, all cores)
+    cpu_int8: bool = True  # int8 weights on CPU, as the server runs by default
+
+    def lsp_settings(self) -> dict:
+        return {"maxNewTokens": self.max_new_tokens, "maxPromptTokens": self.max_prompt_tokens,
+                "multiline": self.multiline, "cpuInt8": self.cpu_int8}
+
+
+@dataclass(frozen=True)
+class Prediction:
+    text: str
+    seconds: float
+
+
+class EvaluationError(RuntimeError):
+    """A system could not be evaluated; the message says why."""
+
+
+Progress = Callable[[Iterable, str, int], Iterable]
+
+
+def no_progress(items: Iterable, label: str, total: int) -> Iterable:
+    return items
+
+
+def tqdm_progress(items: Iterable, label: str, total: int) -> Iterable:
+    from tqdm import tqdm
+
+    return tqdm(items, desc=label, total=total, file=sys.stderr, unit="case", dynamic_ncols=True)
+
+
+def predict_in_process(system: System, cases: list[Case], gen: Generation,
+                       progress: Progress = no_progress, report=lambda _: None) -> tuple[list[Prediction], dict]:
+    """Predictions with the model loaded here; also returns what was loaded (name, device)."""
+    import torch
+
+    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.model_loading import load_model
+
+    model, adapter = system.load_arguments()
+    # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
+    loaded = load_model(model or None, adapter or None, gen.device, report, cpu_int8=gen.cpu_int8, force_adapter=True)
+    engine = CompletionEngine(loaded)
+    threads = torch.get_num_threads()
+    if gen.threads:  # after loading, which sets one thread per core
+        torch.set_num_threads(gen.threads)
+    try:
+        if cases:  # the first call pays one-time costs (allocations, kernels); keep them out of the latency
+            engine.complete(cases[0].context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
+        out = []
+        for case in progress(cases, system.label, len(cases)):
+            done = engine.complete(case.context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
+            out.append(Prediction(done.text, done.seconds))
+    finally:
+        torch.set_num_threads(threads)
+    info = {"model_name": loaded.model_name, "device": loaded.device, "fingerprint": loaded.fingerprint,
+            "precision": loaded.precision}
+    del engine, loaded
+    return out, info
+
+
+async def _predict_via_lsp(system: System, cases: list[Case], gen: Generation, progress: Progress):
+    from lsprotocol import types
+
+    from ghostframe.server.tools.lsp_client import EditorClient
+    from ghostframe.server.inference.model_options import ModelOptions
+
+    model, adapter = system.load_arguments()
+    args = ModelOptions(model=model, adapter=adapter, device=gen.device).server_args()
+    client = EditorClient(verbose=False)
+    await client.start([*args, "--log-level", "WARNING"], gen.lsp_settings())
+    try:
+        status = await client.wait_ready()
+        if not status.get("ready"):
+            raise EvaluationError(f"the server could not load {system.label}: {status.get('error')}")
+        out = []
+        for index, case in enumerate(progress(cases, f"{system.label} (lsp)", len(cases))):
+            uri = f"file:///ghostframe-eval/case-{index:05d}.py"
+            client.open(uri, case.document)
+            if index == 0:  # warm-up, as in process
+                await client.inline(uri, case.line, len(case.indentation.encode("utf-16-le")) // 2)
+            text, seconds = await client.inline(uri, case.line, len(case.indentation.encode("utf-16-le")) // 2)
+            client.text_document_did_close(types.DidCloseTextDocumentParams(
+                text_document=types.TextDocumentIdentifier(uri=uri)))
+            out.append(Prediction(text, seconds))
+        info = {"model_name": status.get("model"), "device": status.get("device"), "fingerprint": ""}
+    finally:
+        await client.close()
+    return out, info
+
+
+def predict_via_lsp(system: System, cases: list[Case], gen: Generation,
+                    progress: Progress = no_progress, report=lambda _: None) -> tuple[list[Prediction], dict]:
+    """Predictions from a real `ghostframe.server` process, one inline completion request per case.
+
+    The server chooses its own CPU threads (`gen.threads` applies in process only).
+    """
+    report(f"starting ghostframe.server for {system.label}")
+    return asyncio.run(_predict_via_lsp(system, cases, gen, progress))

@@ -1,0 +1,100 @@
+"""`--budget 20m`: how many optimizer steps fit a wall-clock budget, from measured timings.
+
+Nothing is guessed: the run first takes a few real training steps (they count), times
+them, times the gate on one held-out case (see evaluation.gate_cost), and then gives
+training whatever the budget has left after the time already spent, the final
+validation and the gate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import re
+from dataclasses import asdict, dataclass
+
+MEASURED_STEPS = 4          # timed before planning; the first pays one-time costs and is left out of the mean
+GATE_SHARE = 0.5            # the gate may take at most this share of what is left; beyond it, fewer cases
+MIN_GATE_CASES = 30         # below this the gate gives no verdict (evaluation.gate.MIN_CASES)
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90s", "20m" or "1.5h" (an argparse type: a bad value is a usage error)."""
+    found = _DURATION.match(str(text))
+    if not found or float(found.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration; write it like 90s, 20m or 1.5h")
+    return float(found.group(1)) * _UNIT_SECONDS[found.group(2).lower()]
+
+
+def format_duration(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+@dataclass(frozen=True)
+class GateTiming:
+    """What the gate will cost, measured: it reads the held-out files once, then for each of
+    its two systems (base, adapter) loads the model, warms it up and completes every case."""
+
+    available_cases: int     # held-out lines the gate would evaluate (already capped at --gate-cases)
+    read_seconds: float      # reading the sources and sampling the cases
+    load_seconds: float      # loading one system and its warm-up completion
+    case_seconds: float      # one completion by one system
+
+    def seconds(self, cases: int) -> float:
+        return self.read_seconds + 2 * (self.load_seconds + cases * self.case_seconds)
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    budget_seconds: float
+    spent_seconds: float         # data preparation, model load, measured steps and gate timing, before planning
+    measured_steps: int
+    step_seconds: float          # mean of the measured steps after the first
+    eval_seconds: float          # one validation pass (the step-0 one, measured)
+    gate_cases: int              # held-out lines the gate will evaluate
+    gate_seconds: float          # the gate's estimated cost for them (0 without a gate)
+    max_steps: int               # the run's step count, measured steps included
+    expected_seconds: float      # spent + training + validations + gate, if the estimates hold
+
+    def to_dict(self) -> dict:
+        return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+    def describe(self) -> str:
+        gate = (f"the gate on {self.gate_cases} held-out lines ≈ {format_duration(self.gate_seconds)}"
+                if self.gate_seconds else "no gate")
+        over = "" if self.expected_seconds <= self.budget_seconds * 1.02 else \
+            " (over budget: the time already spent and the gate leave no room for more steps)"
+        return (f"budget {format_duration(self.budget_seconds)}: {format_duration(self.spent_seconds)} spent on "
+                f"data, model and measuring; {self.step_seconds:.2f} s per step (measured over "
+                f"{self.measured_steps} steps), so {self.max_steps} steps; {gate}; "
+                f"expected total {format_duration(self.expected_seconds)}{over}")
+
+
+def plan_budget(budget_seconds: float, spent_seconds: float, measured_step_seconds: list[float],
+                eval_seconds: float, eval_every: int, gate: GateTiming | None) -> BudgetPlan:
+    """The step count that makes spent + training + validations + gate ≈ the budget.
+
+    The gate keeps its cases unless it would take more than GATE_SHARE of what is left, then
+    it evaluates fewer (never fewer than MIN_GATE_CASES, so it can still give a verdict).
+    """
+    measured = len(measured_step_seconds)
+    timed = measured_step_seconds[1:] or measured_step_seconds
+    step_seconds = sum(timed) / len(timed)
+    left = budget_seconds - spent_seconds - eval_seconds  # the final validation always runs
+    cases, gate_seconds = 0, 0.0
+    if gate is not None:
+        cases = gate.available_cases
+        affordable = (GATE_SHARE * left - gate.read_seconds - 2 * gate.load_seconds) / (2 * gate.case_seconds) \
+            if gate.case_seconds > 0 else cases
+        if gate.seconds(cases) > GATE_SHARE * left:
+            cases = min(cases, max(MIN_GATE_CASES, math.floor(affordable)))
+        gate_seconds = gate.seconds(cases)
+    per_step = step_seconds + (eval_seconds / eval_every if eval_every else 0.0)
+    extra = max(0, math.floor((left - gate_seconds) / per_step)) if per_step > 0 else 0
+    max_steps = measured + extra
+    expected = spent_seconds + extra * per_step + eval_seconds + gate_seconds
+    return BudgetPlan(budget_seconds, spent_seconds, measured, step_seconds, eval_seconds, cases,
+                      gate_seconds, max_steps, expected)
