@@ -210,8 +210,22 @@ class Soak:
             cycle += 1
             if baseline is None:
                 baseline = await self.rss()  # after one whole cycle: caches and pools are warm
-        status = await self.client.server_status()
-        return self.report(rss_start, baseline, status, cycle, len(files))
+        return self.report(rss_start, baseline, await self.settled_status(), cycle, len(files))
+
+    async def settled_status(self, seconds: float = 30.0) -> dict:
+        """The server's status once the work queued before the last close has run.
+
+        A close frees the engine's state on the model worker, after a generation it cancelled
+        finishes its current token; asking at once can see that state for a moment. What is
+        still held after `seconds` is kept for good, and the report says so.
+        """
+        deadline = time.monotonic() + seconds
+        while True:
+            status = await self.client.server_status()
+            held = status.get("held", {})
+            if (not held.get("engineDocuments") and not held.get("inFlight")) or time.monotonic() > deadline:
+                return status
+            await asyncio.sleep(0.2)
 
     def report(self, rss_start, baseline, status: dict, cycles: int, files: int) -> dict:
         rss_end = status.get("held", {}).get("rssMb")
