@@ -38,6 +38,8 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=args.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if logging.getLogger().level > logging.DEBUG:  # pygls logs every message it sends at INFO
+        logging.getLogger("pygls").setLevel(logging.WARNING)
     # stdout belongs to the protocol: anything else printed by any library goes to stderr.
     protocol_out = sys.stdout.buffer
     sys.stdout = sys.stderr

@@ -50,6 +50,9 @@ class EditorClient(LanguageClient):
 
     async def start(self, server_args: list[str], settings: dict | None = None) -> None:
         await self.start_io(sys.executable, "-m", "ghostframe.server", *server_args)
+        # pygls pipes the server's stderr and never reads it: once the pipe's buffer is full, the
+        # server blocks in its next log line. Drain it; what users need arrives as logMessage.
+        self._stderr_drain = asyncio.create_task(self._drain_stderr(self._server.stderr))
         capabilities = types.ClientCapabilities(
             window=types.WindowClientCapabilities(work_done_progress=True),
             text_document=types.TextDocumentClientCapabilities(
@@ -62,6 +65,11 @@ class EditorClient(LanguageClient):
             initialization_options={"ghostframe": settings or {}},
         ))
         self.initialized(types.InitializedParams())
+
+    @staticmethod
+    async def _drain_stderr(stream) -> None:
+        while await stream.read(1 << 16):
+            pass
 
     async def wait_ready(self, timeout: float = 600) -> dict:
         """Wait until the model is loaded (or failed to load); return the server's status."""
