@@ -230,7 +230,7 @@ class RawServer:
 
     def wait_for(self, matches, timeout: float = 120) -> dict:
         with self._arrived:
-            found = self._arrived.wait_for(
+            self._arrived.wait_for(
                 lambda: next((m for m in self.messages if matches(m)), None) or self.proc.poll() is not None, timeout)
             message = next((m for m in self.messages if matches(m)), None)
         assert message is not None, f"no such message (server exited: {self.proc.poll()}); got {self.messages[-5:]}"

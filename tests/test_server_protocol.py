@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from lsprotocol import types
 
-from conftest import inline, open_document, status, wait_for_status, wait_until
+from conftest import inline, open_document, status, wait_for_status
 from ghostframe.server.inference.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"

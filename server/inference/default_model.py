@@ -132,7 +132,6 @@ PINNED_MODELS: dict[str, PinnedModel] = {
 # the best model the evaluation found.
 DEFAULT_BY_DEVICE = {"cpu": "smollm2-135m", "cuda": "qwen2.5-coder-1.5b"}
 DEFAULT_MODEL = DEFAULT_BY_DEVICE["cpu"]
-DEFAULT_MODEL_NAME = PINNED_MODELS[DEFAULT_MODEL].display_name
 
 
 def default_model_for(device: str) -> PinnedModel:

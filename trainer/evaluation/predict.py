@@ -8,7 +8,6 @@ two agree and measures the latency an editor sees.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
 from dataclasses import dataclass
