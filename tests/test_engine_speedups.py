@@ -28,7 +28,8 @@ def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
     SpeedOptions(typed_through=False),
     SpeedOptions(typed_through=False, prefix_cache=False),
     SpeedOptions(typed_through=False, prompt_lookup=False),
-], ids=["cache+lookup", "lookup-only", "cache-only"])
+    SpeedOptions(typed_through=False, library_decoder=True),
+], ids=["cache+lookup", "lookup-only", "cache-only", "library-decoder"])
 def test_fast_paths_equal_plain_generate(loaded, options):
     plain = CompletionEngine(loaded, SpeedOptions(plain=True))
     fast = CompletionEngine(loaded, options)

@@ -19,6 +19,7 @@ export interface SettingSchema {
   minimum?: number;
   maximum?: number;
   enum?: string[];
+  pattern?: string;
 }
 
 const PREFIX = 'ghostframe.';
@@ -35,6 +36,7 @@ export const CLIENT_ONLY_KEYS = [
   'server.pythonPath',
   'setup.torch',
   'setup.torchIndexUrl',
+  'train.budget',
   'trace.server',
 ] as const;
 
@@ -50,7 +52,7 @@ export type ConfigGetter = (key: string) => unknown;
 
 /**
  * `value` checked against the schema of `key`: the default when it has the wrong
- * type or is not one of the enum's values, clamped into [minimum, maximum] when it
+ * type, is not one of the enum's values or does not match the pattern, clamped into [minimum, maximum] when it
  * is a number (a hand-edited settings.json can hold anything).
  */
 export function validated(key: string, value: unknown): SettingValue {
@@ -67,6 +69,7 @@ export function validated(key: string, value: unknown): SettingValue {
       if (typeof value !== 'string') return s.default;
       const v = value.trim();
       if (s.enum) return s.enum.includes(v.toLowerCase()) ? v.toLowerCase() : s.default;
+      if (s.pattern && !new RegExp(s.pattern).test(v)) return s.default;
       return v;
     }
   }

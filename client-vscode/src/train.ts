@@ -9,6 +9,7 @@ import * as cp from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 import * as vscode from 'vscode';
+import { validated } from './settings';
 import { adapterFolderName, trainerArgs } from './trainArgs';
 import { fallbackReport, Outcome, outcomeOf, parseMetrics, progressMessage, progressOf } from './trainReport';
 
@@ -64,7 +65,8 @@ export async function trainOnWorkspace(deps: TrainDeps): Promise<void> {
   const model = String(cfg.get('model') ?? '').trim();
   const output = path.join(context.globalStorageUri.fsPath, 'adapters', adapterFolderName(vscode.workspace.name ?? 'workspace', new Date()));
   await fs.promises.mkdir(path.dirname(output), { recursive: true });
-  const args = trainerArgs(folders, output, model ? deps.expand(model) : '', String(cfg.get('device') ?? 'auto'));
+  const args = trainerArgs(folders, output, model ? deps.expand(model) : '', String(cfg.get('device') ?? 'auto'),
+    String(validated('train.budget', cfg.get('train.budget'))));
   log.info(`Training: ${python} ${args.join(' ')}`);
 
   const started = Date.now();

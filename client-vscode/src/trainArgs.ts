@@ -11,8 +11,9 @@ export function adapterFolderName(workspaceName: string, now: Date): string {
 /**
  * Arguments for `<python> -m ghostframe.trainer` (same CLI as `ghostframe-train`).
  * The adapter is trained on the base model the server runs (`ghostframe.model`),
- * or it would not fit it.
+ * or it would not fit it. `budget` (setting `ghostframe.train.budget`) bounds the whole run.
  */
-export function trainerArgs(folders: string[], output: string, model = '', device = 'auto'): string[] {
-  return ['-m', 'ghostframe.trainer', ...folders, '--output', output, ...(model ? ['--model', model] : []), '--device', device, '--quiet'];
+export function trainerArgs(folders: string[], output: string, model = '', device = 'auto', budget = ''): string[] {
+  return ['-m', 'ghostframe.trainer', ...folders, '--output', output, ...(model ? ['--model', model] : []), '--device', device,
+    ...(budget.trim() ? ['--budget', budget.trim()] : []), '--quiet'];
 }

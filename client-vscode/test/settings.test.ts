@@ -59,6 +59,12 @@ test('malformed values fall back or are clamped to the schema range', () => {
   assert.throws(() => validated('noSuchSetting', 1), /unknown setting/);
 });
 
+test('a string that does not match its pattern falls back to the default', () => {
+  assert.equal(validated('train.budget', ' 1.5h '), '1.5h');
+  assert.equal(validated('train.budget', ''), '');
+  assert.equal(validated('train.budget', 'twenty minutes'), defaultOf('train.budget'));
+});
+
 test('adapter and local model paths are expanded, hub names are not', () => {
   const expand = (p: string) => expandVariables(p, '/home/me', '/work/proj');
   const s = toServerSettings(from({ adapter: '${workspaceFolder}/adapters/x', model: '~/models/tiny' }), expand);

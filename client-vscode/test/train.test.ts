@@ -14,6 +14,11 @@ test('trainer gets every workspace folder, the output and the server base model'
   assert.deepEqual(trainerArgs(['/a'], '/out', '/models/tiny', 'cpu').slice(5), ['--model', '/models/tiny', '--device', 'cpu', '--quiet']);
 });
 
+test('the time budget setting bounds the run; empty leaves the step count to the trainer', () => {
+  assert.deepEqual(trainerArgs(['/a'], '/out', '', 'auto', ' 20m ').slice(5), ['--device', 'auto', '--budget', '20m', '--quiet']);
+  assert.ok(!trainerArgs(['/a'], '/out', '', 'auto', '  ').includes('--budget'));
+});
+
 // Lines as ghostframe-train's MetricsLog writes them (trainer/training/metrics.py).
 const METRICS = [
   '{"step": 0, "split": "valid", "loss": 3.2, "perplexity": 24.5}',

@@ -101,3 +101,42 @@ def greedy_decode(
             return new, cache, sequence[:-1]
         pending = predicted[accepted]
     return new, cache, sequence[:-1]
+
+
+@torch.inference_mode()
+def library_decode(
+    model: Any,
+    prompt: list[int],
+    cache: Any,
+    cached: int,
+    max_new_tokens: int,
+    should_stop: Callable[[list[int]], bool],
+    prompt_lookup: bool = True,
+    max_draft: int = MAX_DRAFT_TOKENS["cpu"],
+) -> tuple[list[int], Any, list[int]]:
+    """`greedy_decode`'s contract through transformers' own `generate(prompt_lookup_num_tokens=…)`.
+
+    Kept beside the hand-written decoder so `ghostframe bench latency` can time both on
+    the same prompts and reused, cropped caches (its "library decoder" row).
+    """
+    from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+
+    if cache is None:
+        cache, cached = DynamicCache(), 0
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = should_stop(input_ids[0, len(prompt):].tolist())
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    input_ids = torch.tensor([prompt], device=model.device)
+    lookup = {"prompt_lookup_num_tokens": max_draft, "max_matching_ngram_size": 3} if prompt_lookup else {}
+    output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), cache=cache,
+                            max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=None,
+                            pad_token_id=0, stopping_criteria=StoppingCriteriaList([_Stop()]), **lookup)
+    generated = output[0, len(prompt):].tolist()
+    # a draft accepted whole may run past the stop: keep what greedy_decode would have kept
+    new = next((generated[:n] for n in range(1, len(generated) + 1) if should_stop(generated[:n])), generated)
+    sequence = prompt + new
+    crop(cache, len(sequence) - 1)
+    return new, cache, sequence[: cache.get_seq_length()]

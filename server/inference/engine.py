@@ -16,7 +16,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, prefill
+from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, library_decode, prefill
 from ghostframe.server.inference.model_loading import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
@@ -29,6 +29,7 @@ class SpeedOptions:
     prompt_lookup: bool = True   # draft tokens from n-grams already in the context
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
     warm: bool = True            # prefill a document's cache in the background when opened or edited
+    library_decoder: bool = False  # decode through transformers' generate instead of decoding.greedy_decode
 
 
 @dataclass
@@ -153,7 +154,8 @@ class CompletionEngine:
     def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
-        new, cache, held = greedy_decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
+        decode = library_decode if self.options.library_decoder else greedy_decode
+        new, cache, held = decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
                                          prompt_lookup=self.options.prompt_lookup,
                                          max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
         if use_cache:

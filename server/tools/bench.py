@@ -189,6 +189,7 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
         if name not in ("float32", "served"):
             key = "engine_cache_lookup_" + name.replace(", prefill in ", "_prefill_")
             paths[key] = (model, SpeedOptions(typed_through=False))
+    paths["engine_library_decoder"] = (served, SpeedOptions(typed_through=False, library_decoder=True))
     paths["engine_fast"] = (served, SpeedOptions())
     rows: dict[str, dict[str, list]] = {name: {"total": [], "first": [], "tokens": [], "typed": []}
                                         for name in ("plain_generate", *paths)}
@@ -234,7 +235,7 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     report["mean_prompt_tokens"] = round(statistics.mean(len(ids) for ids in prompts))
     report["first_request"] = first_request(served, documents[-1], args, budget)
     report["prefill_decode"] = {name: micro(model, prompts[-1]) for name, model in models.items() if name != "served"}
-    served_row = next((k for k, (m, _) in paths.items() if m is served and k != "engine_fast"), None)
+    served_row = next((k for k, (m, _) in paths.items() if m is served and k.startswith("engine_cache_lookup")), None)
     if served_row is None:  # served in a precision no row has: time it on its own
         served_row = "engine_cache_lookup"
     report["served_precision_row"] = served_row
@@ -248,6 +249,7 @@ ROW_LABELS = {
     "engine_plain": "engine, plain path (generate + stop rules)",
     "engine_cache_lookup": "engine, KV prefix cache + prompt lookup, float32",
     "engine_fast": "engine, all speed-ups (+ typed-through), served",
+    "engine_library_decoder": "engine, cache + generate(prompt_lookup), served",
 }
 
 
@@ -295,7 +297,9 @@ async def latency(args: argparse.Namespace) -> int:
           f"max {args.max_new_tokens} new tokens, typing starts {args.pause_after_open:g} s after the file is opened")
     print(f"{'path':<52}{'p50 ms':>9}{'p95 ms':>9}{'TTFT p50':>10}{'tokens':>8}")
     table = [("ghostframe server, over LSP (end to end)", ours), ("plain model.generate", plain)]
-    table += [(row_label(name), rows[name]) for name in rows if name.startswith("engine_") and name != "engine_fast"]
+    table += [(row_label(name), rows[name]) for name in rows
+              if name.startswith("engine_") and name not in ("engine_fast", "engine_library_decoder")]
+    table.append((row_label("engine_library_decoder"), rows["engine_library_decoder"]))
     table.append((row_label("engine_fast"), rows["engine_fast"]))
     if llama and "typing" in llama:
         table.append((f"llama.cpp ({llama['gguf']}), KV prefix reuse, same tokens", llama["typing"]))
@@ -318,6 +322,10 @@ async def latency(args: argparse.Namespace) -> int:
           f"{ratio('plain_generate', 'engine_plain')}x, cache+lookup {ratio('plain_generate', 'engine_cache_lookup')}x, "
           f"all {ratio('plain_generate', 'engine_fast')}x; typed-through answered "
           f"{rows['engine_fast']['typed_through_hits']} of {len(typed)} keystrokes")
+    library, hand = rows["engine_library_decoder"], rows[served_row]
+    print(f"decoder, same precision and cache reuse: hand-written p50 {hand['p50_ms']} ms, p95 {hand['p95_ms']} ms; "
+          f"generate(prompt_lookup_num_tokens) p50 {library['p50_ms']} ms, p95 {library['p95_ms']} ms "
+          f"({library['p50_ms'] / max(hand['p50_ms'], 0.1):.2f}x the hand-written p50)")
     if llama and "typing" in llama:
         ours_row = rows[served_row]
         print(f"llama.cpp vs ours ({row_label(served_row)}): per keystroke p50 "
