@@ -149,3 +149,12 @@ def test_results_made_separately_on_the_same_cases_merge(evaluated, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps(other))
     assert main(["--merge", str(out / "results.json"), "--merge", str(tmp_path / "other.json"),
                  "--output", str(tmp_path / "bad")]) == 1
+
+
+@pytest.mark.parametrize("precision", ["float32", "int8"])
+def test_the_precision_asked_for_is_the_one_evaluated(evaluated, tmp_path, precision):
+    repo, _, _, _, _ = evaluated
+    out = tmp_path / precision
+    assert main([str(repo), "--model", str(TINY_MODEL), "--output", str(out), "--device", "cpu", "--per-file", "2",
+                 "--max-new-tokens", "4", "--precision", precision, "--quiet"]) == 0
+    assert json.loads((out / "results.json").read_text())["systems"][0]["precision"] == precision

@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ghostframe.server.inference.model_options import add_model_arguments
+from ghostframe.server.inference.model_options import ModelOptions, add_model_arguments
 from ghostframe.server.lsp.settings import Settings
 from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED
 from ghostframe.trainer.evaluation.context import CONTEXT_MODES
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
             folders=folders, datasets=datasets, options=options, systems=systems,
             per_file=args.per_file, max_cases=args.cases or None, seed=args.seed, min_chars=args.min_chars,
             generation=Generation(args.max_new_tokens, args.max_prompt_tokens, multiline=False, device=args.device,
-                                  threads=args.threads, cpu_int8=args.cpu_int8),
+                                  threads=args.threads, precision=ModelOptions.from_args(args).cpu_precision),
             via_lsp=args.via_lsp, context=args.context, column_lines=args.column_lines,
         )
         for warning in split_warnings(cfg):

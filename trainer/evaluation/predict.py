@@ -42,11 +42,11 @@ class Generation:
     multiline: bool = False  # one line: the thing a line-level benchmark scores
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch in process (None: the loader's choice, all cores)
-    cpu_int8: bool = True  # int8 weights on CPU, as the server runs by default
+    precision: str = "auto"  # CPU weights, as the server's --precision (auto: the fastest measured here)
 
     def lsp_settings(self) -> dict:
         return {"maxNewTokens": self.max_new_tokens, "maxPromptTokens": self.max_prompt_tokens,
-                "multiline": self.multiline, "cpuInt8": self.cpu_int8}
+                "multiline": self.multiline, "precision": self.precision}
 
 
 @dataclass(frozen=True)
@@ -82,7 +82,8 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
 
     model, adapter = system.load_arguments()
     # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
-    loaded = load_model(model or None, adapter or None, gen.device, report, cpu_int8=gen.cpu_int8, force_adapter=True)
+    loaded = load_model(model or None, adapter or None, gen.device, report, precision=gen.precision,
+                        force_adapter=True)
     engine = CompletionEngine(loaded)
     threads = torch.get_num_threads()
     if gen.threads:  # after loading, which sets one thread per core
@@ -109,7 +110,7 @@ async def _predict_via_lsp(system: System, cases: list[Case], gen: Generation, p
     from ghostframe.server.inference.model_options import ModelOptions
 
     model, adapter = system.load_arguments()
-    args = ModelOptions(model=model, adapter=adapter, device=gen.device).server_args()
+    args = ModelOptions(model=model, adapter=adapter, device=gen.device, precision=gen.precision).server_args()
     client = EditorClient(verbose=False)
     await client.start([*args, "--log-level", "WARNING"], gen.lsp_settings())
     try:
