@@ -73,3 +73,25 @@ def test_draft_copies_what_followed_the_last_ngram():
     assert draft_from_context([7, 8, 9]) == []
     cache = PrefixCache(1)
     assert cache.take("x", [1, 2, 3]) == (None, 0)
+
+
+def test_library_decoder_leaves_a_cache_that_holds_what_it_says(loaded):
+    """transformers' prompt lookup re-feeds a pre-filled cache's prompt; library_decode must not let
+    that through: its tokens are greedy_decode's and its cache equals a fresh prefill of `held`."""
+    import torch
+    from transformers import DynamicCache
+
+    from ghostframe.server.inference.decoding import greedy_decode, library_decode, prefill
+
+    ids = CompletionEngine(loaded).prompt_ids(typing_states()[0], 256)
+    model, stop = loaded.model, (lambda new: len(new) >= 12)
+    for lookup in (True, False):
+        cache = DynamicCache()
+        prefill(model, ids[:-3], cache)
+        new, cache, held = library_decode(model, ids, cache, len(ids) - 3, 24, stop, prompt_lookup=lookup)
+        want, _, _ = greedy_decode(model, ids, None, 0, 24, stop)
+        assert new == want and held == (ids + new)[:len(held)] and cache.get_seq_length() == len(held)
+        fresh = DynamicCache()
+        prefill(model, held, fresh)
+        for layer, fresh_layer in zip(cache.layers, fresh.layers):
+            torch.testing.assert_close(layer.keys, fresh_layer.keys, atol=1e-2, rtol=1e-2)  # chunked vs whole prefill

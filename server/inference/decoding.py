@@ -114,14 +114,16 @@ def library_decode(
     prompt_lookup: bool = True,
     max_draft: int = MAX_DRAFT_TOKENS["cpu"],
 ) -> tuple[list[int], Any, list[int]]:
-    """`greedy_decode`'s contract through transformers' own `generate(prompt_lookup_num_tokens=…)`.
+    """`greedy_decode`'s contract through transformers' own `generate`, for `bench latency`'s rows.
 
-    Kept beside the hand-written decoder so `ghostframe bench latency` can time both on
-    the same prompts and reused, cropped caches (its "library decoder" row).
+    transformers (5.24) cannot do both at once: with `prompt_lookup_num_tokens` its first step
+    feeds the whole prompt on top of a pre-filled cache (342 cached + 348 fed = 690 positions)
+    and the greedy tokens come out wrong. So prompt lookup here starts from an empty cache,
+    and a reused cache is used only without it.
     """
     from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
 
-    if cache is None:
+    if cache is None or (prompt_lookup and cached):
         cache, cached = DynamicCache(), 0
 
     class _Stop(StoppingCriteria):
