@@ -9,11 +9,14 @@ plain greedy decoding gives, in fewer forward passes.
 Why a hand-written loop and not transformers' `generate(prompt_lookup_num_tokens=…)`: the
 library cannot continue a reused, cropped KV cache in that mode (5.24 re-feeds the prompt
 onto it and decodes wrong tokens; `library_decode` and its test show it), so it must choose
-between prompt lookup and cache reuse. Measured on the 2-core AVX2 EPYC (int8, SmolLM2-135M,
-60 keystrokes over 5 files, same run): this loop p50 578 / p95 1,412 ms; `generate` with the
-reused cache and no lookup p50 494 / p95 1,987 ms; the means are equal (686 vs 689 ms). The
-margin is the tail: drafts cut p95 by 29 %. With prompt lookup and a new cache per request
-`generate` is 2.65x slower at p50 (`ghostframe bench latency`).
+between prompt lookup and cache reuse. Measured on the 2-core AVX2 EPYC (int8, SmolLM2-135M):
+60 keystrokes over 5 files, this loop p50 578 / p95 1,412 ms, `generate` with the reused cache
+and no lookup p50 494 / p95 1,987 ms (equal means, 686 vs 689 ms); `bench latency`'s 12
+keystrokes, 486 / 1,217 vs 391 / 1,071 ms. So on that CPU the margin is no clear win: the
+library is ~15-20 % faster at the median, the drafts win only the tail of one run. It stays
+because it is the only way to get prompt lookup on a reused cache (the GPU path drafts 10
+tokens, where checking a draft costs about one step; not measured here, no GPU was lent).
+"""
 """
 
 from __future__ import annotations
