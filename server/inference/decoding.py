@@ -17,7 +17,6 @@ library is ~15-20 % faster at the median, the drafts win only the tail of one ru
 because it is the only way to get prompt lookup on a reused cache (the GPU path drafts 10
 tokens, where checking a draft costs about one step; not measured here, no GPU was lent).
 """
-"""
 
 from __future__ import annotations
 
