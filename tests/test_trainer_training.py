@@ -269,9 +269,14 @@ def test_first_ctrl_c_asks_to_stop_and_the_second_aborts():
     from ghostframe.trainer.training.loop import StopRequest
 
     messages = []
-    with StopRequest(messages.append) as stop:
-        os.kill(os.getpid(), signal.SIGINT)
-        assert stop.requested and "saving a checkpoint" in messages[0]
-        with pytest.raises(KeyboardInterrupt):
+    before = signal.getsignal(signal.SIGINT)  # SIG_IGN when pytest runs in a background job
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with StopRequest(messages.append) as stop:
             os.kill(os.getpid(), signal.SIGINT)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            assert stop.requested and "saving a checkpoint" in messages[0]
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, before)
