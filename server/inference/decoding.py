@@ -12,10 +12,14 @@ onto it and decodes wrong tokens; `library_decode` and its test show it), so it 
 between prompt lookup and cache reuse. Measured on the 2-core AVX2 EPYC (int8, SmolLM2-135M):
 60 keystrokes over 5 files, this loop p50 578 / p95 1,412 ms, `generate` with the reused cache
 and no lookup p50 494 / p95 1,987 ms (equal means, 686 vs 689 ms); `bench latency`'s 12
-keystrokes, 486 / 1,217 vs 391 / 1,071 ms. So on that CPU the margin is no clear win: the
-library is ~15-20 % faster at the median, the drafts win only the tail of one run. It stays
-because it is the only way to get prompt lookup on a reused cache (the GPU path drafts 10
-tokens, where checking a draft costs about one step; not measured here, no GPU was lent).
+keystrokes, 486 / 1,217 vs 391 / 1,071 ms; 144 keystrokes over 12 files, the arms interleaved
+per keystroke, 1 thread (an evaluation on the other core): this loop 897 / 3,554 ms, without lookup 839 / 3,783 ms, `generate`
+with the reused cache 862 / 3,618 ms (means 1,178 / 1,130 / 1,131 ms). So on that CPU this
+loop is not faster by any margin: 3-token drafts do not pay there, and `generate` with the
+reused cache is as fast. It stays for now because it is the only way to get prompt lookup on
+a reused cache (the GPU path drafts 10 tokens, where checking a draft costs about one step;
+not measured, no GPU was lent); serving CPUs through `library_decode` without lookup is the
+change these numbers call for.
 """
 
 from __future__ import annotations
