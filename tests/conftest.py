@@ -76,8 +76,9 @@ async def status(client: LanguageClient) -> dict:
 async def wait_until(client: LanguageClient, states=("ready",), timeout: float = 180) -> dict:
     """Wait for the server's own `ghostframe/status` announcement of one of `states`.
 
-    A status request first is the barrier: the server answers it after announcing whatever
-    the messages sent before it caused (a reload's "loading"), so an old "ready" never counts.
+    A status request first is the barrier for what synchronous handlers caused (a reload's
+    "loading"). It is none for the settings handler, which runs as a task: after a settings
+    change, wait for a state the old settings cannot be in, or use `wait_for_status`.
     """
     record_status(client)  # for clients initialized without `initialize` above
     current = await status(client)

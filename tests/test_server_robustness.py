@@ -7,7 +7,8 @@ import asyncio
 import pytest
 from lsprotocol import types
 
-from conftest import TINY_MODEL, OTHER_TINY_MODEL, frame, inline, make_adapter, open_document, status, wait_until
+from conftest import (TINY_MODEL, OTHER_TINY_MODEL, frame, inline, make_adapter, open_document, status, wait_for_status,
+                      wait_until)
 from ghostframe.server.inference.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"
@@ -144,11 +145,16 @@ async def test_matching_adapter_loads(fresh_client, tmp_path):
     adapter = make_adapter(TINY_MODEL, tmp_path / "adapter", with_metadata=True)
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
         settings={"ghostframe": {"adapter": str(adapter)}}))
-    loaded = await wait_until(client, states=("ready", "error"))
+    # the settings handler runs as a task, so a status request is no barrier: wait on the effect
+    loaded = await wait_for_status(client, lambda s: s["state"] == "error" or (s["state"] == "ready" and s.get("adapter")))
     assert loaded["state"] == "ready" and loaded["adapter"] == str(adapter.resolve())
-    await still_serves(client)
+    uri = "file:///work/adapted.py"
+    open_document(client, uri, SOURCE)
+    await inline(client, uri, *CURSOR)  # answered, no error (the adapter's random weights may suggest nothing)
+    assert (await status(client))["adapter"] == str(adapter.resolve())
     client.workspace_did_change_configuration(types.DidChangeConfigurationParams(settings={"ghostframe": {"adapter": ""}}))
-    await wait_until(client)
+    await wait_for_status(client, lambda s: s["state"] == "ready" and not s.get("adapter"))
+    await still_serves(client)
 
 
 def test_stdout_carries_only_lsp(raw_server):
