@@ -118,6 +118,18 @@ def greedy_decode(
     return new, cache, sequence[:-1]
 
 
+def stopping_criteria(should_stop: Callable[[list[int]], bool], prompt_length: int) -> Any:
+    """`should_stop(new_ids)` as transformers' `generate` asks it, after every step."""
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    class _Stop(StoppingCriteria):
+        def __call__(self, input_ids, scores, **kwargs):
+            done = should_stop(input_ids[0, prompt_length:].tolist())
+            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+    return StoppingCriteriaList([_Stop()])
+
+
 @torch.inference_mode()
 def library_decode(
     model: Any,
@@ -136,21 +148,15 @@ def library_decode(
     and the greedy tokens come out wrong. So prompt lookup here starts from an empty cache,
     and a reused cache is used only without it.
     """
-    from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
+    from transformers import DynamicCache
 
     if cache is None or (prompt_lookup and cached):
         cache, cached = DynamicCache(), 0
-
-    class _Stop(StoppingCriteria):
-        def __call__(self, input_ids, scores, **kwargs):
-            done = should_stop(input_ids[0, len(prompt):].tolist())
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
     input_ids = torch.tensor([prompt], device=model.device)
     lookup = {"prompt_lookup_num_tokens": max_draft, "max_matching_ngram_size": 3} if prompt_lookup else {}
     output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), cache=cache,
                             max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=None,
-                            pad_token_id=0, stopping_criteria=StoppingCriteriaList([_Stop()]), **lookup)
+                            pad_token_id=0, stopping_criteria=stopping_criteria(should_stop, len(prompt)), **lookup)
     generated = output[0, len(prompt):].tolist()
     # a draft accepted whole may run past the stop: keep what greedy_decode would have kept
     new = next((generated[:n] for n in range(1, len(generated) + 1) if should_stop(generated[:n])), generated)

@@ -16,7 +16,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, library_decode, prefill
+from ghostframe.server.inference.decoding import (MAX_DRAFT_TOKENS, greedy_decode, library_decode, prefill,
+                                                  stopping_criteria)
 from ghostframe.server.inference.model_loading import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
@@ -165,20 +166,12 @@ class CompletionEngine:
     def _generate(self, ids, max_new_tokens, should_stop) -> list[int]:
         """The reference: transformers' generate with the same stopping rule."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList
-
-        prompt_length = len(ids)
-
-        class _Stop(StoppingCriteria):
-            def __call__(self, input_ids, scores, **kwargs):
-                done = should_stop(input_ids[0, prompt_length:].tolist())
-                return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
 
         input_ids = torch.tensor([ids], device=self.loaded.device)
         with torch.inference_mode():
             output = self.loaded.model.generate(
                 input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
                 do_sample=False, eos_token_id=self.loaded.stop_token_ids or None,
-                pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=StoppingCriteriaList([_Stop()]),
+                pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=stopping_criteria(should_stop, len(ids)),
             )
-        return output[0, prompt_length:].tolist()
+        return output[0, len(ids):].tolist()
