@@ -26,10 +26,11 @@ def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
 
 @pytest.mark.parametrize("options", [
     SpeedOptions(typed_through=False),
-    SpeedOptions(typed_through=False, prefix_cache=False),
-    SpeedOptions(typed_through=False, prompt_lookup=False),
-    SpeedOptions(typed_through=False, library_decoder=True),
-], ids=["cache+lookup", "lookup-only", "cache-only", "library-decoder"])
+    SpeedOptions(typed_through=False, decoder="hand-written"),
+    SpeedOptions(typed_through=False, decoder="hand-written", prefix_cache=False),
+    SpeedOptions(typed_through=False, decoder="hand-written", prompt_lookup=False),
+    SpeedOptions(typed_through=False, decoder="library"),
+], ids=["served", "cache+lookup", "lookup-only", "cache-only", "library+lookup"])
 def test_fast_paths_equal_plain_generate(loaded, options):
     plain = CompletionEngine(loaded, SpeedOptions(plain=True))
     fast = CompletionEngine(loaded, options)
@@ -44,6 +45,14 @@ def test_fast_paths_equal_plain_generate(loaded, options):
         assert sum(r > 0 for r in reused) >= len(reused) - 1  # all but the very first request reuse
     else:
         assert not any(reused)
+
+
+def test_decoder_follows_the_device_unless_forced():
+    assert SpeedOptions().uses_library_decoder("cpu") and not SpeedOptions().uses_library_decoder("cuda")
+    assert SpeedOptions(decoder="hand-written").uses_library_decoder("cpu") is False
+    assert SpeedOptions(decoder="library").uses_library_decoder("cuda")
+    with pytest.raises(ValueError, match="decoder 'fast'"):
+        SpeedOptions(decoder="fast").uses_library_decoder("cpu")
 
 
 def test_typed_through_answers_without_the_model(loaded):

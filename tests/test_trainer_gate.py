@@ -23,19 +23,12 @@ from ghostframe.trainer.training.budget import (
     plan_budget,
 )
 from ghostframe.trainer.training.metrics import read_metrics
-from trainer_fixtures import build_tiny_model, make_repo, train_args
+from trainer_fixtures import module_model_and_repo, train_args
 
 GATE_CASES = "6"  # a handful of held-out lines keeps the run quick (and gives "too few": no verdict)
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return make_repo(tmp_path_factory.mktemp("repos") / "repo", files=24)
+tiny, repo = module_model_and_repo(files=24)
 
 
 @pytest.fixture(scope="module")

@@ -19,17 +19,10 @@ from ghostframe.trainer.data.corpus import build_corpus
 from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
 from ghostframe.trainer.training.checkpoints import checkpoint_dirs
 from ghostframe.trainer.training.metrics import read_metrics
-from trainer_fixtures import build_tiny_model, data_science_file, interrupt_at_step, make_repo, train_args
+from trainer_fixtures import data_science_file, interrupt_at_step, module_model_and_repo, train_args
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture(scope="module")
-def repo(tmp_path_factory) -> Path:
-    return make_repo(tmp_path_factory.mktemp("repos") / "repo", files=16)
+tiny, repo = module_model_and_repo(files=16)
 
 
 # --------------------------------------------------------------------------- malformed notebooks
@@ -192,3 +185,21 @@ def test_lora_flops_count_frozen_weights_at_four_and_trainable_at_six(tiny):
     trainable = sum(p.numel() for p in lora.parameters() if p.requires_grad)
     assert 0 < trainable < total
     assert flops_per_token(lora, 64) == 6 * trainable + 4 * total + attention
+
+
+
+def test_flops_count_layers_below_the_adapted_ones_as_forward_only(tiny):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from ghostframe.trainer.training.benchmark import flops_per_token
+
+    base = AutoModelForCausalLM.from_pretrained(tiny)
+    cfg = base.config  # 2 layers: adapt layer 1 only, so layer 0 runs forward and nothing more
+    below = sum(p.numel() for n, p in base.named_parameters() if ".layers.0." in n)
+    total = sum(p.numel() for p in base.parameters())
+    top = get_peft_model(base, LoraConfig(task_type="CAUSAL_LM", r=4, target_modules=["q_proj", "down_proj"],
+                                          layers_to_transform=[1]))
+    trainable = sum(p.numel() for p in top.parameters() if p.requires_grad)
+    attention = (2 * 2 + 4 * 1) * cfg.hidden_size * 64
+    assert flops_per_token(top, 64) == 6 * trainable + 4 * (total - below) + 2 * below + attention

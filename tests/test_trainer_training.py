@@ -238,6 +238,19 @@ def test_keytoken_weighted_training_runs(tmp_path, tiny, repo):
     assert json.loads((out / ADAPTER_METADATA).read_text())["config"]["keytoken_weight"] == 1.0
 
 
+def test_lora_on_the_top_layers_only_trains_and_saves_just_those(tmp_path, tiny, repo, capsys):
+    from safetensors.torch import load_file
+
+    out = tmp_path / "run"
+    assert main(train_args(repo, tiny, out, 4, "--lora-layers", "1")) == 0
+    assert json.loads((out / "adapter_config.json").read_text())["layers_to_transform"] == [1]  # of layers 0, 1
+    names = list(load_file(str(out / "adapter_model.safetensors")))
+    assert names and all(".layers.1." in name for name in names)
+    assert {name.split(".layers.1.")[1].split(".")[1] for name in names} >= {"q_proj", "down_proj"}  # all linear
+    assert main(train_args(repo, tiny, tmp_path / "bad", 4, "--lora-layers", "3")) == 1
+    assert "--lora-layers 3: " in capsys.readouterr().err
+
+
 def test_benchmark_prints_tokens_per_second(tiny, capsys):
     assert main(["--benchmark", "--model", str(tiny), "--batch-size", "2", "--context-length", "32",
                  "--benchmark-steps", "2"]) == 0

@@ -6,6 +6,8 @@ import json
 import random
 from pathlib import Path
 
+import pytest
+
 SNIPPETS = [
     "df = pd.read_csv('{name}.csv')\ndf = df.dropna()\nprint(df.head())\n",
     "X_train, X_test, y_train, y_test = train_test_split(X, y, test_size=0.{n}, random_state={n})\n",
@@ -66,6 +68,21 @@ def build_tiny_model(path: Path, seed: int = 0) -> Path:
     from ghostframe.server.testing.random_model import build_random_model
 
     return build_random_model(path, shape="tiny", seed=seed)
+
+
+def module_model_and_repo(files: int):
+    """Module-scoped `tiny` (a random-weight model) and `repo` fixtures for a test module's runs:
+    `tiny, repo = module_model_and_repo(files=16)` at its top."""
+
+    @pytest.fixture(scope="module")
+    def tiny(tmp_path_factory) -> Path:
+        return build_tiny_model(tmp_path_factory.mktemp("models") / "tiny")
+
+    @pytest.fixture(scope="module")
+    def repo(tmp_path_factory) -> Path:
+        return make_repo(tmp_path_factory.mktemp("repos") / "repo", files=files)
+
+    return tiny, repo
 
 
 # --------------------------------------------------------------------------- faults for the resume tests

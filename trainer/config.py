@@ -92,6 +92,9 @@ class TrainConfig:
     lora_dropout: float = option(0.05, "LoRA dropout", type=float)
     lora_targets: str = option(
         "all-linear", "comma-separated module names, or all-linear (every attention and MLP projection)")
+    lora_layers: int = option(
+        0, "adapt only the top N decoder layers (0: all). Backward then stops at the lowest adapted layer, "
+        "so a step costs less: the layers below only run forward", type=int)
     keytoken_weight: float = option(
         0.0, "weigh samples by 1 + W x (key tokens plt, pd, sk, fit, predict... in them), as in the HF course",
         type=float)

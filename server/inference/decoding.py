@@ -6,20 +6,21 @@ occurrence of the current n-gram in the context, then checks the whole draft wit
 forward pass and keeps the part the model agrees with — the output is exactly what
 plain greedy decoding gives, in fewer forward passes.
 
-Why a hand-written loop and not transformers' `generate(prompt_lookup_num_tokens=…)`: the
-library cannot continue a reused, cropped KV cache in that mode (5.24 re-feeds the prompt
-onto it and decodes wrong tokens; `library_decode` and its test show it), so it must choose
-between prompt lookup and cache reuse. Measured on the 2-core AVX2 EPYC (int8, SmolLM2-135M):
-60 keystrokes over 5 files, this loop p50 578 / p95 1,412 ms, `generate` with the reused cache
-and no lookup p50 494 / p95 1,987 ms (equal means, 686 vs 689 ms); `bench latency`'s 12
-keystrokes, 486 / 1,217 vs 391 / 1,071 ms; 144 keystrokes over 12 files, the arms interleaved
-per keystroke, 1 thread (an evaluation on the other core): this loop 897 / 3,554 ms, without lookup 839 / 3,783 ms, `generate`
-with the reused cache 862 / 3,618 ms (means 1,178 / 1,130 / 1,131 ms). So on that CPU this
-loop is not faster by any margin: 3-token drafts do not pay there, and `generate` with the
-reused cache is as fast. It stays for now because it is the only way to get prompt lookup on
-a reused cache (the GPU path drafts 10 tokens, where checking a draft costs about one step;
-not measured, no GPU was lent); serving CPUs through `library_decode` without lookup is the
-change these numbers call for.
+Which decoder serves (`SpeedOptions.decoder`, "auto"): on a CPU, transformers' own `generate`
+continuing the document's reused, cropped KV cache, without prompt lookup (`library_decode`);
+on a GPU, the hand-written loop here (`greedy_decode`), because the library cannot combine
+the two: with `prompt_lookup_num_tokens` 5.24 re-feeds the prompt onto a reused cache and
+decodes wrong tokens (`library_decode` and its test show it), so it must choose between
+prompt lookup and cache reuse.
+
+Why: on the 2-core AVX2 EPYC (int8, SmolLM2-135M) the hand-written loop was not faster by
+any margin. 60 keystrokes over 5 files: this loop p50 578 / p95 1,412 ms, `generate` with the
+reused cache and no lookup p50 494 / p95 1,987 ms (equal means, 686 vs 689 ms); `bench
+latency`'s 12 keystrokes, 486 / 1,217 vs 391 / 1,071 ms; 144 keystrokes over 12 files, the arms
+interleaved per keystroke, 1 thread: this loop 897 / 3,554 ms, without lookup 839 / 3,783 ms,
+`generate` with the reused cache 862 / 3,618 ms (means 1,178 / 1,130 / 1,131 ms). 3-token drafts
+do not pay on that CPU, so the library serves it. The loop stays for GPUs, where checking a
+10-token draft costs about one step (not measured: no GPU was lent); `--decoder` forces either.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
 
 
+DECODERS = ("auto", "library", "hand-written")
+
+
 @dataclass(frozen=True)
 class SpeedOptions:
     plain: bool = False          # model.generate and no speed-up at all (the reference path)
@@ -30,7 +33,15 @@ class SpeedOptions:
     prompt_lookup: bool = True   # draft tokens from n-grams already in the context
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
     warm: bool = True            # prefill a document's cache in the background when opened or edited
-    library_decoder: bool = False  # decode through transformers' generate instead of decoding.greedy_decode
+    # "auto": transformers' generate on the reused cache (no lookup) on CPUs, the hand-written
+    # loop with prompt lookup on GPUs (see decoding's docstring for the measurements);
+    # "library" or "hand-written" force one.
+    decoder: str = "auto"
+
+    def uses_library_decoder(self, device: str) -> bool:
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder {self.decoder!r}: one of {', '.join(DECODERS)}")
+        return self.decoder == "library" or (self.decoder == "auto" and device == "cpu")
 
 
 @dataclass
@@ -155,10 +166,14 @@ class CompletionEngine:
     def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
-        decode = library_decode if self.options.library_decoder else greedy_decode
+        if self.options.uses_library_decoder(self.loaded.device):
+            # by default without lookup: the library cannot draft on a reused cache
+            decode, lookup = library_decode, self.options.prompt_lookup and self.options.decoder == "library"
+        else:
+            decode, lookup = greedy_decode, self.options.prompt_lookup
         new, cache, held = decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
-                                         prompt_lookup=self.options.prompt_lookup,
-                                         max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
+                                  prompt_lookup=lookup,
+                                  max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
         if use_cache:
             self.prefix_cache.put(document, held, cache)
         return new, reused

@@ -3,13 +3,14 @@
 Runs the real training step (LoRA or full, chunked loss, AdamW) on random tokens, so
 no data is needed. Model FLOPs per token are
 
-    6·N_trainable + 4·N_frozen + 6·layers·hidden·context
+    6·N_trainable + 4·N_frozen + 2·N_forward_only + (2·layers + 4·layers_backward)·hidden·context
 
 A weight costs 2 FLOPs per token forward, 2 for the gradient of its input and 2 for its
 own gradient; a frozen weight (the base model under LoRA) skips the last, so it counts
-4, and full fine-tuning gives the usual 6N. N covers all parameters including the output
-head; the attention term counts causal attention once (its backward needs input
-gradients whether or not weights train). Recomputation (the chunked loss recomputes the
+4, and full fine-tuning gives the usual 6N. Weights of the layers below the lowest
+trainable one (`--lora-layers`) only run forward, 2. N covers
+all parameters including the output head; attention counts 2 forward in every layer and
+4 backward in the layers that backward reaches. Recomputation (the chunked loss recomputes the
 head's logits) is not counted, as MFU conventionally counts model FLOPs only. The
 GPU's peak bf16 dense FLOP/s comes from a small table or GHOSTFRAME_PEAK_TFLOPS.
 """
@@ -40,16 +41,33 @@ def peak_flops(device: str) -> float | None:
     return None
 
 
-FLOPS_FORMULA = "6*N_trainable + 4*N_frozen + 6*layers*hidden*context"
+FLOPS_FORMULA = "6*N_trainable + 4*N_frozen + 2*N_forward_only + (2*layers + 4*layers_backward)*hidden*context"
+
+
+def _layer_index(name: str) -> int | None:
+    parts = name.split(".")
+    return int(parts[parts.index("layers") + 1]) if "layers" in parts else None
 
 
 def flops_per_token(model, context_length: int) -> float:
     """Training FLOPs per token by FLOPS_FORMULA (see the module docstring)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    frozen = sum(p.numel() for p in model.parameters() if not p.requires_grad)
-    return 6 * trainable + 4 * frozen + 6 * cfg.num_hidden_layers * cfg.hidden_size * context_length
+    params = list(model.named_parameters())
+    lowest = min((_layer_index(n) for n, p in params if p.requires_grad and _layer_index(n) is not None), default=0)
+    if any(p.requires_grad and _layer_index(n) is None for n, p in params):
+        lowest = 0  # an embedding or other non-layer weight trains: backward goes all the way down
+
+    def forward_only(name: str) -> bool:  # the embedding stays at 4: it is (or is like) the output head
+        index = _layer_index(name)
+        return index is not None and index < lowest
+
+    trainable = sum(p.numel() for n, p in params if p.requires_grad)
+    below = sum(p.numel() for n, p in params if not p.requires_grad and forward_only(n))
+    frozen = sum(p.numel() for n, p in params if not p.requires_grad) - below
+    layers = cfg.num_hidden_layers
+    return (6 * trainable + 4 * frozen + 2 * below
+            + (2 * layers + 4 * (layers - lowest)) * cfg.hidden_size * context_length)
 
 
 def run_benchmark(cfg: TrainConfig, steps: int = 10, warmup_steps: int = 3, random_shape: str | None = None) -> dict:

@@ -18,7 +18,6 @@ import signal
 import sys
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -57,47 +56,20 @@ class Interrupted(Exception):
     """Ctrl-C: the run saved a checkpoint and stopped."""
 
 
-@dataclass
 class RunPaths:
     """Where everything goes: final artefacts in `output`, resumable state in `output/work`."""
 
-    output: Path
-
-    @property
-    def work(self) -> Path:
-        return self.output / "work"
-
-    @property
-    def config(self) -> Path:
-        return self.work / "config.json"
-
-    @property
-    def data(self) -> Path:
-        return self.work / "data"
-
-    @property
-    def cache(self) -> Path:
-        return self.work / "datasets-cache"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.work / "checkpoints"
-
-    @property
-    def metrics(self) -> Path:
-        return self.output / "metrics.jsonl"
-
-    @property
-    def tensorboard(self) -> Path:
-        return self.output / "tensorboard"
-
-    @property
-    def plot(self) -> Path:
-        return self.output / "loss.png"
-
-    @property
-    def budget_plan(self) -> Path:
-        return self.work / "budget.json"
+    def __init__(self, output: Path):
+        self.output = output
+        self.work = output / "work"
+        self.config = self.work / "config.json"
+        self.data = self.work / "data"
+        self.cache = self.work / "datasets-cache"
+        self.checkpoints = self.work / "checkpoints"
+        self.budget_plan = self.work / "budget.json"
+        self.metrics = output / "metrics.jsonl"
+        self.tensorboard = output / "tensorboard"
+        self.plot = output / "loss.png"
 
 
 def _stderr(message: str) -> None:
@@ -174,10 +146,22 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype, report: Repor
     else:
         from peft import LoraConfig, get_peft_model
 
-        targets = cfg.lora_targets if cfg.lora_targets == "all-linear" else cfg.lora_targets.split(",")
+        layers = model.config.num_hidden_layers
+        if not 0 <= cfg.lora_layers <= layers:
+            raise TrainingError(f"--lora-layers {cfg.lora_layers}: {name} has {layers} decoder layers (0 adapts all)")
+        if cfg.lora_targets != "all-linear":
+            targets = cfg.lora_targets.split(",")
+        elif cfg.lora_layers:  # peft takes layers_to_transform only with named modules
+            targets = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                              if isinstance(m, torch.nn.Linear) and ".layers." in n})
+        else:
+            targets = "all-linear"
         lora = LoraConfig(
             task_type="CAUSAL_LM", r=cfg.lora_r, lora_alpha=cfg.lora_alpha,
             lora_dropout=cfg.lora_dropout, target_modules=targets,
+            # Only the top layers: autograd then never goes below them (the frozen layers
+            # underneath only run forward), which is what makes this cheaper per step.
+            layers_to_transform=list(range(layers - cfg.lora_layers, layers)) if cfg.lora_layers else None,
         )
         model = get_peft_model(model, lora)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
