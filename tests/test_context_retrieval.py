@@ -174,3 +174,16 @@ def test_bench_retrieval_reports_on_a_folder(tmp_path, capsys):
     assert "workspace: 2 files" in out and "| repository retrieval |" in out and "per keystroke while typing" in out
     result = json.loads((tmp_path / "r.json").read_text())
     assert result["retrieve"]["n"] == 5 and result["files"] == 2
+
+
+def test_complete_sends_the_files_checkout_as_its_workspace(tmp_path):
+    from ghostframe.server.tools.terminal_cli import workspace_of
+
+    (tmp_path / "repo" / ".git").mkdir(parents=True)
+    (tmp_path / "repo" / "notebooks").mkdir()
+    script = tmp_path / "repo" / "notebooks" / "report.py"
+    script.write_text(REPORT)
+    assert workspace_of(script) == (tmp_path / "repo").resolve()
+    (tmp_path / "loose").mkdir()
+    (tmp_path / "loose" / "a.py").write_text("x = 1\n")
+    assert workspace_of(tmp_path / "loose" / "a.py") == (tmp_path / "loose").resolve()

@@ -48,7 +48,8 @@ class EditorClient(LanguageClient):
             if self.status.get("state") in {"ready", "error", "disabled"}:
                 self.ready.set()
 
-    async def start(self, server_args: list[str], settings: dict | None = None) -> None:
+    async def start(self, server_args: list[str], settings: dict | None = None,
+                    workspace_folders: tuple[Path, ...] = ()) -> None:
         await self.start_io(sys.executable, "-m", "ghostframe.server", *server_args)
         # pygls pipes the server's stderr and never reads it: once the pipe's buffer is full, the
         # server blocks in its next log line. Drain it; what users need arrives as logMessage.
@@ -63,6 +64,8 @@ class EditorClient(LanguageClient):
         await self.initialize_async(types.InitializeParams(
             capabilities=capabilities, process_id=None,
             initialization_options={"ghostframe": settings or {}},
+            workspace_folders=[types.WorkspaceFolder(uri=folder.resolve().as_uri(), name=folder.name)
+                               for folder in workspace_folders] or None,
         ))
         self.initialized(types.InitializedParams())
 

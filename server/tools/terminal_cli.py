@@ -25,6 +25,12 @@ def default_cursor(text: str) -> tuple[int, int]:
     return last + 1, len(lines[last]) + 1
 
 
+def workspace_of(path: Path) -> Path:
+    """The folder an editor would open for `path`: its git checkout, else its own folder."""
+    folder = path.resolve().parent
+    return next((p for p in (folder, *folder.parents) if (p / ".git").exists()), folder)
+
+
 async def complete(args: argparse.Namespace) -> int:
     from ghostframe.server.tools.lsp_client import EditorClient, read_source
 
@@ -37,8 +43,9 @@ async def complete(args: argparse.Namespace) -> int:
     lines = text.split("\n")
     if not 1 <= line <= len(lines) or not 1 <= column <= len(lines[line - 1]) + 1:
         raise SystemExit(f"ghostframe: line {line}, column {column} is outside {path}.")
+    workspace = () if args.example else (Path(args.workspace),) if args.workspace else (workspace_of(path),)
     client = EditorClient()
-    await client.start(ModelOptions.from_args(args).server_args(), {"maxNewTokens": args.max_new_tokens})
+    await client.start(ModelOptions.from_args(args).server_args(), {"maxNewTokens": args.max_new_tokens}, workspace)
     try:
         status = await client.wait_ready()
         if not status.get("ready"):
@@ -64,6 +71,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     c.add_argument("--line", type=int, help="1-based line (default: the last line with code)")
     c.add_argument("--col", type=int, help="1-based column (default: the end of that line)")
     c.add_argument("--max-new-tokens", type=int, default=64)
+    c.add_argument("--workspace", help="workspace folder for repository context, as an editor sends it "
+                   "(default: the file's git checkout, else its folder; none with --example)")
     add_model_arguments(c)
 
     b = sub.add_parser("bench", help="benchmarks")
