@@ -26,16 +26,16 @@ def test_latency_bench_reports_each_path_against_plain_generate(tmp_path):
     assert report["environment"]["cpu_flags"] == list(cpu_flags()) and "int8" in report["precision_choice"]
     for flag in cpu_flags():
         assert flag in done.stdout  # the CPU's flags are printed next to the numbers
-    precision_rows = ["engine_cache_lookup_int8", "engine_cache_lookup_bfloat16",
-                      "engine_cache_lookup_int8_prefill_" + ("float32" if native_bf16() else "bfloat16")]
-    for path in ("ghostframe_server", "plain_generate", "engine_plain", "engine_cache_lookup", *precision_rows,
+    precision_rows = ["engine_cache_int8", "engine_cache_bfloat16",
+                      "engine_cache_int8_prefill_" + ("float32" if native_bf16() else "bfloat16")]
+    for path in ("ghostframe_server", "plain_generate", "engine_plain", "engine_cache", "engine_lookup", *precision_rows,
                  "engine_fast"):
         assert report[path]["n"] == 4 and report[path]["p95_ms"] >= report[path]["p50_ms"] >= 0, path
     # the first request in a just-opened file: warming leaves it less to prefill
     first = report["first_request"]
     assert first["cold"]["prefilled_tokens"] > first["fully warm"]["prefilled_tokens"] == 1
     assert set(report["prefill_decode"]) == {"float32", "int8", "bfloat16", precision_rows[-1].split("_prefill_")[0]
-                                             .removeprefix("engine_cache_lookup_") + ", prefill in "
+                                             .removeprefix("engine_cache_") + ", prefill in "
                                              + precision_rows[-1].split("_prefill_")[1]}
     llama = report["llama_cpp"]  # a GGUF-less tiny model: skipped, saying why
     assert "skipped" in llama and "llama.cpp row skipped" in done.stdout

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.inference.decoding import draft_from_context
 from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext
@@ -26,11 +25,9 @@ def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
 
 @pytest.mark.parametrize("options", [
     SpeedOptions(typed_through=False),
-    SpeedOptions(typed_through=False, decoder="hand-written"),
-    SpeedOptions(typed_through=False, decoder="hand-written", prefix_cache=False),
-    SpeedOptions(typed_through=False, decoder="hand-written", prompt_lookup=False),
-    SpeedOptions(typed_through=False, decoder="library"),
-], ids=["served", "cache+lookup", "lookup-only", "cache-only", "library+lookup"])
+    SpeedOptions(typed_through=False, prefix_cache=False),
+    SpeedOptions(typed_through=False, prompt_lookup=True),
+], ids=["reused-cache", "no-cache", "prompt-lookup"])
 def test_fast_paths_equal_plain_generate(loaded, options):
     plain = CompletionEngine(loaded, SpeedOptions(plain=True))
     fast = CompletionEngine(loaded, options)
@@ -45,14 +42,6 @@ def test_fast_paths_equal_plain_generate(loaded, options):
         assert sum(r > 0 for r in reused) >= len(reused) - 1  # all but the very first request reuse
     else:
         assert not any(reused)
-
-
-def test_decoder_follows_the_device_unless_forced():
-    assert SpeedOptions().uses_library_decoder("cpu") and not SpeedOptions().uses_library_decoder("cuda")
-    assert SpeedOptions(decoder="hand-written").uses_library_decoder("cpu") is False
-    assert SpeedOptions(decoder="library").uses_library_decoder("cuda")
-    with pytest.raises(ValueError, match="decoder 'fast'"):
-        SpeedOptions(decoder="fast").uses_library_decoder("cpu")
 
 
 def test_typed_through_answers_without_the_model(loaded):
@@ -77,28 +66,27 @@ def test_prefix_cache_is_bounded_and_forgets_closed_documents(loaded):
     assert len(engine.prefix_cache) == 1
 
 
-def test_draft_copies_what_followed_the_last_ngram():
-    assert draft_from_context([1, 2, 3, 4, 5, 9, 2, 3], max_ngram=2, max_draft=3) == [4, 5, 9]
-    assert draft_from_context([7, 8, 9]) == []
+def test_an_unknown_document_has_no_cache():
     cache = PrefixCache(1)
     assert cache.take("x", [1, 2, 3]) == (None, 0)
 
 
-def test_library_decoder_leaves_a_cache_that_holds_what_it_says(loaded):
-    """transformers' prompt lookup re-feeds a pre-filled cache's prompt; library_decode must not let
-    that through: its tokens are greedy_decode's and its cache equals a fresh prefill of `held`."""
+def test_decoding_leaves_a_cache_that_holds_what_it_says(loaded):
+    """transformers' prompt lookup re-feeds a pre-filled cache's prompt; greedy_decode must not let
+    that through: with a reused cache or lookup its tokens are a fresh run's, and its cache equals a
+    fresh prefill of `held`."""
     import torch
     from transformers import DynamicCache
 
-    from ghostframe.server.inference.decoding import greedy_decode, library_decode, prefill
+    from ghostframe.server.inference.decoding import greedy_decode, prefill
 
     ids = CompletionEngine(loaded).prompt_ids(typing_states()[0], 256)
     model, stop = loaded.model, (lambda new: len(new) >= 12)
     for lookup in (True, False):
         cache = DynamicCache()
         prefill(model, ids[:-3], cache)
-        new, cache, held = library_decode(model, ids, cache, len(ids) - 3, 24, stop, prompt_lookup=lookup)
-        want, _, _ = greedy_decode(model, ids, None, 0, 24, stop)
+        new, cache, held = greedy_decode(model, ids, cache, len(ids) - 3, 24, stop, prompt_lookup=lookup)
+        want, _, _ = greedy_decode(model, ids, None, 0, 24, stop)  # nothing reused, no lookup
         assert new == want and held == (ids + new)[:len(held)] and cache.get_seq_length() == len(held)
         fresh = DynamicCache()
         prefill(model, held, fresh)

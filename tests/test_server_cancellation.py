@@ -21,7 +21,7 @@ from conftest import TINY_MODEL, initialize, inline, open_document, server_comma
 SOURCE = "score = model.score("
 MAX_NEW_TOKENS = 200
 LONG = {"maxNewTokens": MAX_NEW_TOKENS, "multiline": False}
-SERVER = server_command("--model", str(TINY_MODEL), "--no-prompt-lookup", "--no-prefix-cache", "--no-typed-through")
+SERVER = server_command("--model", str(TINY_MODEL), "--no-prefix-cache", "--no-typed-through")
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))

@@ -1,9 +1,9 @@
 """Run the model for one completion: prompt in, finished suggestion out, cancellable per token.
 
 Two paths give the same greedy text: `plain` is transformers' `generate`, the reference;
-the fast path (default) reuses each document's KV cache across keystrokes, drafts tokens
-from the document itself (prompt lookup), and answers at once when the user types what
-the previous suggestion began with. Each speed-up can be switched off.
+the fast path (default) continues each document's KV cache across keystrokes (through the
+same `generate`, see decoding) and answers at once when the user types what the previous
+suggestion began with. Each speed-up can be switched off; prompt lookup can be switched on.
 
 `warm_step` fills a document's KV cache ahead of the first request, one chunk at a time
 (warming.py decides when), through the same prompt builder, so a warm request decodes the
@@ -16,32 +16,20 @@ import threading
 import time
 from dataclasses import dataclass
 
-from ghostframe.server.inference.decoding import (MAX_DRAFT_TOKENS, greedy_decode, library_decode, prefill,
+from ghostframe.server.inference.decoding import (MAX_DRAFT_TOKENS, greedy_decode, prefill,
                                                   stopping_criteria)
 from ghostframe.server.inference.model_loading import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
 
 
-DECODERS = ("auto", "library", "hand-written")
-
-
 @dataclass(frozen=True)
 class SpeedOptions:
     plain: bool = False          # model.generate and no speed-up at all (the reference path)
     prefix_cache: bool = True    # reuse the document's KV cache from the last request
-    prompt_lookup: bool = True   # draft tokens from n-grams already in the context
+    prompt_lookup: bool = False  # transformers' prompt-lookup drafts; from a new cache (see decoding)
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
     warm: bool = True            # prefill a document's cache in the background when opened or edited
-    # "auto": transformers' generate on the reused cache (no lookup) on CPUs, the hand-written
-    # loop with prompt lookup on GPUs (see decoding's docstring for the measurements);
-    # "library" or "hand-written" force one.
-    decoder: str = "auto"
-
-    def uses_library_decoder(self, device: str) -> bool:
-        if self.decoder not in DECODERS:
-            raise ValueError(f"decoder {self.decoder!r}: one of {', '.join(DECODERS)}")
-        return self.decoder == "library" or (self.decoder == "auto" and device == "cpu")
 
 
 @dataclass
@@ -166,14 +154,9 @@ class CompletionEngine:
     def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
-        if self.options.uses_library_decoder(self.loaded.device):
-            # by default without lookup: the library cannot draft on a reused cache
-            decode, lookup = library_decode, self.options.prompt_lookup and self.options.decoder == "library"
-        else:
-            decode, lookup = greedy_decode, self.options.prompt_lookup
-        new, cache, held = decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
-                                  prompt_lookup=lookup,
-                                  max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
+        new, cache, held = greedy_decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
+                                         prompt_lookup=self.options.prompt_lookup,
+                                         max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
         if use_cache:
             self.prefix_cache.put(document, held, cache)
         return new, reused

@@ -25,9 +25,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--log-level", default=os.environ.get("GHOSTFRAME_LOG_LEVEL", "INFO"))
     parser.add_argument("--plain", action="store_true", help="decode with plain model.generate (no speed-ups)")
     parser.add_argument("--no-prefix-cache", action="store_true", help="do not reuse KV caches across keystrokes")
-    parser.add_argument("--no-prompt-lookup", action="store_true", help="do not draft tokens from the document")
-    parser.add_argument("--decoder", choices=("auto", "library", "hand-written"), default="auto",
-                        help="auto: transformers' generate on a CPU, the hand-written prompt-lookup loop on a GPU")
+    parser.add_argument("--prompt-lookup", action="store_true",
+                        help="draft tokens from the document (each request then starts from a new KV cache)")
     parser.add_argument("--no-typed-through", action="store_true", help="always run the model, even when the "
                         "user typed what the last suggestion began with")
     parser.add_argument("--no-warm", action="store_true", help="do not prefill a document's cache in the background "
@@ -54,8 +53,7 @@ def main(argv=None) -> None:
     from ghostframe.server.lsp.settings import Settings
 
     speed = SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache,
-                         prompt_lookup=not args.no_prompt_lookup, typed_through=not args.no_typed_through, warm=not args.no_warm,
-                         decoder=args.decoder)
+                         prompt_lookup=args.prompt_lookup, typed_through=not args.no_typed_through, warm=not args.no_warm)
     model = ModelOptions.from_args(args)
     ls = create_server(Settings(model=model.model, adapter=model.adapter, device=model.device,
                                 precision=model.cpu_precision, force_adapter=model.force_adapter), speed)

@@ -183,18 +183,15 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     loaded, served = models["float32"], models["served"]
     sync = torch.cuda.synchronize if loaded.device == "cuda" else (lambda: None)
     budget = Settings().max_prompt_tokens
-    hand = SpeedOptions(typed_through=False, decoder="hand-written")
-    paths = {"engine_plain": (loaded, SpeedOptions(plain=True)), "engine_cache_lookup": (loaded, hand)}
+    cached = SpeedOptions(typed_through=False)
+    paths = {"engine_plain": (loaded, SpeedOptions(plain=True)), "engine_cache": (loaded, cached)}
     for name, model in models.items():
         if name not in ("float32", "served"):
-            key = "engine_cache_lookup_" + name.replace(", prefill in ", "_prefill_")
-            paths[key] = (model, hand)
-    # the hand-written decoder's row in the served precision, and transformers' generate on the same model
-    served_row = next((k for k, (m, _) in paths.items() if k.startswith("engine_cache_lookup")
-                       and m.precision == served.precision), "engine_cache_lookup")
-    same = paths[served_row][0]
-    paths["engine_library_cache"] = (same, SpeedOptions(typed_through=False, decoder="library", prompt_lookup=False))
-    paths["engine_library_decoder"] = (same, SpeedOptions(typed_through=False, decoder="library"))
+            paths["engine_cache_" + name.replace(", prefill in ", "_prefill_")] = (model, cached)
+    served_row = next((k for k, (m, _) in paths.items() if k.startswith("engine_cache")
+                       and m.precision == served.precision), "engine_cache")
+    # prompt lookup, which transformers only does from a new cache, on the same model
+    paths["engine_lookup"] = (paths[served_row][0], SpeedOptions(typed_through=False, prompt_lookup=True))
     paths["engine_fast"] = (served, SpeedOptions())
     rows: dict[str, dict[str, list]] = {name: {"total": [], "first": [], "tokens": [], "typed": []}
                                         for name in ("plain_generate", *paths)}
@@ -241,9 +238,6 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     report["first_request"] = first_request(served, documents[-1], args, budget)
     report["prefill_decode"] = {name: micro(model, prompts[-1]) for name, model in models.items() if name != "served"}
     report["served_precision_row"] = served_row
-    # the decoder that serves this device: transformers' generate on the reused cache, or the hand-written loop
-    report["served_decoder_row"] = ("engine_library_cache" if SpeedOptions().uses_library_decoder(served.device)
-                                    else served_row)
     if loaded.device == "cpu":
         report["llama_cpp"] = llama_rows(args, prompts, rows[served_row]["tokens"])
     report["precision_choice"] = served.precision_choice.describe() if served.precision_choice else served.precision
@@ -252,19 +246,18 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
 
 ROW_LABELS = {
     "engine_plain": "engine, plain path (generate + stop rules)",
-    "engine_cache_lookup": "engine, hand-written cache + lookup, float32",
+    "engine_cache": "engine, reused KV cache, float32",
     "engine_fast": "engine, all speed-ups (+ typed-through), served",
-    "engine_library_cache": "transformers generate, reused cache, no lookup",
-    "engine_library_decoder": "transformers generate(prompt_lookup), new cache",
+    "engine_lookup": "engine, prompt lookup (new cache), served",
 }
 
 
 def row_label(name: str) -> str:
     if name in ROW_LABELS:
         return ROW_LABELS[name]
-    precision = name.removeprefix("engine_cache_lookup_").replace("_prefill_", ", prefill in ")
+    precision = name.removeprefix("engine_cache_").replace("_prefill_", ", prefill in ")
     label = "int8 weights" if precision == "int8" else precision
-    return f"engine, hand-written cache + lookup, {label}"
+    return f"engine, reused KV cache, {label}"
 
 
 async def latency(args: argparse.Namespace) -> int:
@@ -283,7 +276,6 @@ async def latency(args: argparse.Namespace) -> int:
     prompt_tokens = rows.pop("mean_prompt_tokens")
     first, micro_rows, llama = rows.pop("first_request"), rows.pop("prefill_decode"), rows.pop("llama_cpp", None)
     choice, served_row = rows.pop("precision_choice"), rows.pop("served_precision_row")
-    served_decoder = rows.pop("served_decoder_row")
     ours, plain = summary(server_seconds), rows["plain_generate"]
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     report = {
@@ -305,8 +297,7 @@ async def latency(args: argparse.Namespace) -> int:
     print(f"{'path':<52}{'p50 ms':>9}{'p95 ms':>9}{'TTFT p50':>10}{'tokens':>8}")
     table = [("ghostframe server, over LSP (end to end)", ours), ("plain model.generate", plain)]
     table += [(row_label(name), rows[name]) for name in rows
-              if name.startswith("engine_") and name not in ("engine_fast", "engine_library_cache", "engine_library_decoder")]
-    table += [(row_label(name) + ", served", rows[name]) for name in ("engine_library_cache", "engine_library_decoder")]
+              if name.startswith("engine_") and name != "engine_fast"]
     table.append((row_label("engine_fast"), rows["engine_fast"]))
     if llama and "typing" in llama:
         table.append((f"llama.cpp ({llama['gguf']}), KV prefix reuse, same tokens", llama["typing"]))
@@ -326,19 +317,16 @@ async def latency(args: argparse.Namespace) -> int:
         print(f"{name:<52}{row['prefill_ms']:>11}{row['decode_ms_per_token']:>17}")
     ratio = lambda a, b: round(rows[a]["p50_ms"] / max(rows[b]["p50_ms"], 0.1), 1)  # noqa: E731
     print(f"p50 speed-up vs plain generate: server {report['speedup_p50']}x, engine plain "
-          f"{ratio('plain_generate', 'engine_plain')}x, cache+lookup {ratio('plain_generate', 'engine_cache_lookup')}x, "
+          f"{ratio('plain_generate', 'engine_plain')}x, reused cache {ratio('plain_generate', 'engine_cache')}x, "
           f"all {ratio('plain_generate', 'engine_fast')}x; typed-through answered "
           f"{rows['engine_fast']['typed_through_hits']} of {len(typed)} keystrokes")
-    hand = rows[served_row]
-    print(f"decoders in the served precision: hand-written (reused cache + lookup) p50 {hand['p50_ms']} / p95 "
-          f"{hand['p95_ms']} ms; transformers generate " + ", ".join(
-              f"{label} p50 {rows[name]['p50_ms']} / p95 {rows[name]['p95_ms']} ms "
-              f"({rows[name]['p50_ms'] / max(hand['p50_ms'], 0.1):.2f}x)"
-              for name, label in (("engine_library_cache", "with the reused cache"),
-                                  ("engine_library_decoder", "with prompt lookup (new cache)"))))
+    cache, lookup = rows[served_row], rows["engine_lookup"]
+    print(f"in the served precision: reused KV cache p50 {cache['p50_ms']} / p95 {cache['p95_ms']} ms; prompt lookup "
+          f"from a new cache p50 {lookup['p50_ms']} / p95 {lookup['p95_ms']} ms "
+          f"({lookup['p50_ms'] / max(cache['p50_ms'], 0.1):.2f}x)")
     if llama and "typing" in llama:
-        ours_row = rows[served_decoder]
-        print(f"llama.cpp vs ours ({row_label(served_decoder)}): per keystroke p50 "
+        ours_row = rows[served_row]
+        print(f"llama.cpp vs ours ({row_label(served_row)}): per keystroke p50 "
               f"{ours_row['p50_ms'] / max(llama['typing']['p50_ms'], 0.1):.1f}x, decode per token "
               f"{micro_rows.get(status.get('precision'), ours_row).get('decode_ms_per_token', 0) / max(llama['micro']['decode_ms_per_token'], 0.1):.1f}x "
               "(> 1: llama.cpp is faster)")
