@@ -154,9 +154,10 @@ class CompletionEngine:
     def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
-        new, cache, held = greedy_decode(self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
-                                         prompt_lookup=self.options.prompt_lookup,
-                                         max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
+        new, cache, held = greedy_decode(
+            self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
+            prompt_lookup=self.options.prompt_lookup,
+            max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
         if use_cache:
             self.prefix_cache.put(document, held, cache)
         return new, reused
