@@ -187,3 +187,13 @@ def test_complete_sends_the_files_checkout_as_its_workspace(tmp_path):
     (tmp_path / "loose").mkdir()
     (tmp_path / "loose" / "a.py").write_text("x = 1\n")
     assert workspace_of(tmp_path / "loose" / "a.py") == (tmp_path / "loose").resolve()
+
+
+def test_complete_refuses_a_workspace_that_is_not_a_folder(tmp_path, capsys):
+    from ghostframe.server.tools.terminal_cli import main
+
+    script = tmp_path / "report.py"
+    script.write_text(REPORT)
+    with pytest.raises(SystemExit) as done:  # refused before any server starts
+        main(["complete", str(script), "--workspace", str(tmp_path / "missing")])
+    assert "is not a folder" in str(done.value.code)

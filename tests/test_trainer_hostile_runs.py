@@ -187,7 +187,6 @@ def test_lora_flops_count_frozen_weights_at_four_and_trainable_at_six(tiny):
     assert flops_per_token(lora, 64) == 6 * trainable + 4 * total + attention
 
 
-
 def test_flops_count_layers_below_the_adapted_ones_as_forward_only(tiny):
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM

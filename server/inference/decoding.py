@@ -82,7 +82,7 @@ def greedy_decode(
     from transformers import DynamicCache
 
     if cache is None or (prompt_lookup and cached):
-        cache, cached = DynamicCache(), 0
+        cache = DynamicCache()
     input_ids = torch.tensor([prompt], device=model.device)
     lookup = {"prompt_lookup_num_tokens": max_draft, "max_matching_ngram_size": 3} if prompt_lookup else {}
     output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), cache=cache,

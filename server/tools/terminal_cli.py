@@ -43,6 +43,8 @@ async def complete(args: argparse.Namespace) -> int:
     lines = text.split("\n")
     if not 1 <= line <= len(lines) or not 1 <= column <= len(lines[line - 1]) + 1:
         raise SystemExit(f"ghostframe: line {line}, column {column} is outside {path}.")
+    if args.workspace and not Path(args.workspace).is_dir():
+        raise SystemExit(f"ghostframe: the workspace {args.workspace} is not a folder.")
     workspace = () if args.example else (Path(args.workspace),) if args.workspace else (workspace_of(path),)
     client = EditorClient()
     await client.start(ModelOptions.from_args(args).server_args(), {"maxNewTokens": args.max_new_tokens}, workspace)

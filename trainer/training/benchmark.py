@@ -53,18 +53,14 @@ def flops_per_token(model, context_length: int) -> float:
     """Training FLOPs per token by FLOPS_FORMULA (see the module docstring)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
-    params = list(model.named_parameters())
-    lowest = min((_layer_index(n) for n, p in params if p.requires_grad and _layer_index(n) is not None), default=0)
-    if any(p.requires_grad and _layer_index(n) is None for n, p in params):
-        lowest = 0  # an embedding or other non-layer weight trains: backward goes all the way down
-
-    def forward_only(name: str) -> bool:  # the embedding stays at 4: it is (or is like) the output head
-        index = _layer_index(name)
-        return index is not None and index < lowest
-
-    trainable = sum(p.numel() for n, p in params if p.requires_grad)
-    below = sum(p.numel() for n, p in params if not p.requires_grad and forward_only(n))
-    frozen = sum(p.numel() for n, p in params if not p.requires_grad) - below
+    params = [(_layer_index(n), p) for n, p in model.named_parameters()]
+    # backward reaches down to the lowest trainable layer; a trainable weight outside the layers
+    # (an embedding) takes it to the bottom. The embedding itself stays at 4: it is (or is like) the head.
+    trainable_layers = [index for index, p in params if p.requires_grad]
+    lowest = 0 if None in trainable_layers else min(trainable_layers, default=0)
+    trainable = sum(p.numel() for _, p in params if p.requires_grad)
+    below = sum(p.numel() for index, p in params if not p.requires_grad and index is not None and index < lowest)
+    frozen = sum(p.numel() for _, p in params if not p.requires_grad) - below
     layers = cfg.num_hidden_layers
     return (6 * trainable + 4 * frozen + 2 * below
             + (2 * layers + 4 * (layers - lowest)) * cfg.hidden_size * context_length)
