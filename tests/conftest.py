@@ -24,6 +24,16 @@ TINY_MODEL = build_random_model(_ROOT / "tiny")
 OTHER_TINY_MODEL = build_random_model(_ROOT / "tiny-seed1", seed=1)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def answers_kept_out_of_the_user_cache():
+    """Gate runs store the base model's answers (evaluation.answer_cache); the tests keep theirs here."""
+    from ghostframe.trainer.evaluation import answer_cache
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(answer_cache, "default_folder", lambda: _ROOT / "answers")
+        yield
+
+
 def server_command(*args: str) -> list[str]:
     return [sys.executable, "-m", "ghostframe.server", "--log-level", "WARNING", *args]
 

@@ -125,3 +125,46 @@ def test_relative_paths_resolve_from_the_file_then_the_workspace_root(tmp_path):
 def test_two_reads_on_one_line():
     reads = find_reads('a = pd.read_csv("a.csv", sep=";"); b = pd.read_parquet("b.parquet")\n')
     assert [(r.line, r.reader, r.path) for r in reads] == [(0, "read_csv", "a.csv"), (0, "read_parquet", "b.parquet")]
+
+
+def test_a_call_over_several_lines_as_formatters_write_it(tmp_path):
+    (tmp_path / "sales.tsv").write_text("region\trevenue\n")
+    (tmp_path / "b.csv").write_text("x,y\n")
+    text = ('import pandas as pd\n\ndf = pd.read_csv(\n    "sales.tsv",\n    sep="\\t",\n    parse_dates=["d"],\n'
+            '    usecols=list(range(2)),\n)\nother = pd.read_csv("b.csv")\n')
+    assert [(r.line, r.path) for r in find_reads(text)] == [(2, "sales.tsv"), (8, "b.csv")]
+    assert notes(text, tmp_path) == ((2, "# sales.tsv columns: region, revenue"), (8, "# b.csv columns: x, y"))
+
+
+@pytest.mark.parametrize("written", ['sep="\\t"', "sep='\\t'", 'delimiter="\\t"', 'sep=r"\\t"'])
+def test_an_escaped_separator_is_read_as_python_reads_it(tmp_path, written):
+    (tmp_path / "my_data.txt").write_text("y\tx\tz\n1\t2\t3\n")
+    text = f"df = pd.read_table('my_data.txt', {written})\n"
+    # r"\t" is a backslash and a t for Python, but pandas reads a two-character separator as a
+    # regular expression, and that one matches a tab too.
+    assert notes(text, tmp_path) == ((0, "# my_data.txt columns: y, x, z"),)
+
+
+def test_whitespace_separators(tmp_path):
+    (tmp_path / "w.txt").write_text("alpha  beta gamma\n1 2 3\n")
+    for written in ('sep="\\\\s+"', 'sep=r"\\s+"', "sep=' +'"):
+        assert notes(f"df = pd.read_csv('w.txt', {written})\n", tmp_path) == ((0, "# w.txt columns: alpha, beta, gamma"),)
+
+
+@pytest.mark.parametrize("suffix, opener", [(".gz", "gzip"), (".bz2", "bz2"), (".xz", "lzma")])
+def test_compressed_files_give_their_header_and_reads_stay_bounded(tmp_path, monkeypatch, suffix, opener):
+    module = __import__(opener)
+    with module.open(tmp_path / f"big.csv{suffix}", "wb") as handle:
+        handle.write(b"state,votes,turnout\n" + b"ohio,1,0.5\n" * 200_000)
+    read = []
+    real = data_headers._OPENERS[suffix]
+
+    def spy(path, mode="rb"):
+        handle = real(path, mode)
+        original = handle.read
+        handle.read = lambda size=-1: read.append(size) or original(size)
+        return handle
+
+    monkeypatch.setitem(data_headers._OPENERS, suffix, spy)
+    assert notes(f"df = pd.read_csv('big.csv{suffix}')\n", tmp_path) == ((0, f"# big.csv{suffix} columns: state, votes, turnout"),)
+    assert read == [data_headers.MAX_HEADER_BYTES]

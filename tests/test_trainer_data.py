@@ -256,8 +256,22 @@ def test_split_is_stable_deterministic_and_near_the_fraction():
     # Pinned values: changing the hash would silently move files between splits.
     assert [split_of(f"f{i}.py") for i in range(12)] == [_pinned(i) for i in range(12)]
     assert {split_of(p, 0.0) for p in paths} == {"train"}
+    assert {split_of(p, 1.0) for p in paths} == {"valid"}  # an evaluation set: every file held out
     with pytest.raises(ValueError):
-        split_of("a.py", 1.0)
+        split_of("a.py", 1.5)
+
+
+def test_training_must_keep_files_to_train_on_while_an_evaluation_may_hold_out_all(capsys):
+    from ghostframe.trainer.cli import build_parser as train_parser
+    from ghostframe.trainer.evaluation.cli import build_parser as eval_parser
+
+    assert eval_parser().parse_args(["src", "-o", "out", "--valid-fraction", "1"]).valid_fraction == 1.0
+    for parser, value in ((train_parser(), "1"), (train_parser(), "-0.1"), (eval_parser(), "1.5"),
+                          (eval_parser(), "all")):
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args(["src", "-o", "out", "--valid-fraction", value])
+        assert stopped.value.code == 2
+        assert ("is not a number" if value == "all" else "share of files from 0 to 1") in capsys.readouterr().err
 
 
 def _pinned(i: int) -> str:
@@ -333,3 +347,25 @@ def test_local_datasets_source_in_codeparrot_layout(tmp_path):
     assert len(limited) == 1
     with pytest.raises(CorpusError, match="no column"):
         list(iter_clean_files(datasets=[DatasetSource(str(tmp_path / "ds"), text_column="code")]))
+
+
+def test_a_notebook_is_judged_by_the_size_of_its_code_not_of_its_saved_outputs(tmp_path):
+    from ghostframe.server.lsp.workspace_context import read_source_file
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    plot = {"output_type": "display_data", "metadata": {},
+            "data": {"image/png": "iVBORw0KGgo" * 200_000, "text/plain": ["<Figure>"]}}  # a 2.2 MB plot
+
+    def notebook(code: str) -> str:
+        return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [
+            {"cell_type": "code", "metadata": {}, "execution_count": 1, "source": code, "outputs": [plot]}]})
+
+    (repo / "plots.ipynb").write_text(notebook("import pandas as pd\ndf = pd.read_csv('x.csv')\ndf.plot()\n"))
+    (repo / "huge_code.ipynb").write_text(notebook("import pandas as pd\n" + "x = 1\n" * 2000))
+    options = CorpusOptions(max_file_bytes=5000)
+    report = build_corpus(tmp_path / "data", [repo], options=options).to_dict()
+    assert report["files_kept"] == 1 and report["skipped"] == {"skipped_too_large": 1}
+    # The server's workspace index reads files by the same rule.
+    assert "df.plot()" in read_source_file(repo / "plots.ipynb", 5000)
+    assert read_source_file(repo / "huge_code.ipynb", 5000) is None

@@ -59,6 +59,20 @@ def test_a_run_ends_with_the_gate_verdict_in_ghostframe_json_and_a_report(gated)
     assert (out / "adapter_model.safetensors").is_file()  # kept, though marked
 
 
+def test_the_gate_prompts_get_the_servers_default_context_and_keep_the_base_answers(gated):
+    from ghostframe.trainer.config import TrainConfig
+    from ghostframe.trainer.evaluation.train_gate import measure_gate_cost
+
+    out, _ = gated
+    results = json.loads((out / "gate" / "results.json").read_text())
+    assert results["context"]["mode"] == "all"  # the server adds repository and data context by default
+    assert results["context"]["indexed_files"] > 0 and results["context"]["cases_with_snippets"] > 0
+    assert "Context: `all`" in (out / "gate" / "report.md").read_text()
+    # Training again on the same code evaluates only the new adapter: every base answer is stored.
+    timing = measure_gate_cost(TrainConfig.from_json_file(out / "work" / "config.json"))
+    assert timing["available_cases"] == int(GATE_CASES) and timing["base_cached_cases"] == int(GATE_CASES)
+
+
 def test_no_held_out_file_at_all_is_too_few_with_zero_lines(tmp_path, tiny, repo):
     out = tmp_path / "out"
     # With a tiny valid fraction no file of the repo is held out: the gate has nothing to measure.
@@ -142,6 +156,16 @@ def test_a_costly_gate_evaluates_fewer_lines_but_enough_for_a_verdict():
     assert plan.gate_seconds <= 0.5 * (1200 - 100 - 10) and plan.max_steps > MEASURED_STEPS
     tight = plan_budget(300, 100, [2.0] * 4, 10, 100, costly)
     assert tight.gate_cases == MIN_GATE_CASES
+
+
+def test_stored_base_answers_leave_more_of_the_budget_to_training():
+    stored = GateTiming(200, 5.0, 10.0, 0.5, base_cached_cases=200)
+    plan = plan_budget(1200, 100, [5.0, 2.0, 2.0, 2.0], 10, 100, stored)
+    assert plan.gate_seconds == 5 + 2 * 10 + 200 * 0.5  # only the adapter answers; both models still load
+    assert plan.max_steps > plan_budget(1200, 100, [5.0, 2.0, 2.0, 2.0], 10, 100, GATE).max_steps
+    assert plan.gate_base_cached == 200 and "200 base answers stored" in plan.describe()
+    half = GateTiming(200, 5.0, 10.0, 0.5, base_cached_cases=100)
+    assert half.seconds(200) == 5 + 2 * 10 + 200 * 1.5 * 0.5
 
 
 def test_a_budget_already_spent_keeps_the_measured_steps_and_says_so():

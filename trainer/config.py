@@ -14,18 +14,19 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ghostframe.server.inference.context import CONTEXT_MODES
 from ghostframe.server.inference.model_options import ModelOptions
 from ghostframe.trainer.data.dedup import DEFAULT_NEAR_THRESHOLD
 from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
 from ghostframe.trainer.training.budget import parse_duration
 from ghostframe.trainer.training.loss import DEFAULT_CHUNK_TOKENS, DEFAULT_KEYTOKENS
-from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION
+from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION, training_valid_fraction
 
 # Options that may change between a run and its --resume (they do not change the result).
 RESUMABLE_CHANGES = frozenset(
     {"sources", "datasets", "resume", "overwrite", "eval_every", "save_every", "log_every",
      "keep_checkpoints", "device", "compile", "num_proc", "quiet", "output", "gate", "gate_cases",
-     "gate_prompt_tokens"}
+     "gate_prompt_tokens", "gate_context"}
 )
 
 
@@ -70,7 +71,7 @@ class TrainConfig:
     near_dedup_threshold: float | None = option(DEFAULT_NEAR_THRESHOLD, "MinHash Jaccard; 0 disables", group="data",
                                                 type=_threshold)
     valid_fraction: float = option(DEFAULT_VALID_FRACTION, "share of files (by path hash) kept for validation",
-                                   group="data", type=float)
+                                   group="data", type=training_valid_fraction)
     context_length: int = option(1024, "tokens per training block", group="data", type=int)
     # optimisation
     batch_size: int = option(8, "blocks per device per micro-batch", type=int)
@@ -109,6 +110,9 @@ class TrainConfig:
                              group="gate", type=int)
     gate_prompt_tokens: int | None = option(None, "prompt tokens per gate case (default: the server's "
                                             "maxPromptTokens)", group="gate", type=int)
+    gate_context: str | None = option(None, "what the gate's prompts get besides the file (default: what the "
+                                      "server adds by default, repository and data context)", group="gate",
+                                      choices=CONTEXT_MODES)
     # bookkeeping
     eval_every: int = option(100, "steps between validations", group="bookkeeping", type=int)
     eval_batches: int = option(50, "valid batches per evaluation (0: all)", group="bookkeeping", type=int)

@@ -24,7 +24,7 @@ from ghostframe.server.inference.context.retrieval import RegionCache, Retrieval
 from ghostframe.server.inference.context.workspace_index import IndexLimits, WorkspaceIndex
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.trainer.data.hygiene import (
-    DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, any_keyword_in_string, decode_source, generated_reason,
+    DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, any_keyword_in_string, decode_source, generated_reason, raw_size_limit,
 )
 from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
 from ghostframe.trainer.data.sources import SOURCE_SUFFIXES, GitIgnoreRules, is_skipped_dir, iter_folder_files
@@ -40,18 +40,21 @@ EDIT_DEBOUNCE_SECONDS = 5.0
 def read_source_file(path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                      keywords: tuple[str, ...] | None = None) -> str | None:
     """A file's Python text by the trainer's hygiene rules, or None (too large, binary, generated, filtered)."""
+    notebook = path.suffix == ".ipynb"
     try:
-        if path.stat().st_size > max_file_bytes:
+        if path.stat().st_size > raw_size_limit(notebook, max_file_bytes):
             return None
         text = decode_source(path.read_bytes())
     except OSError:
         return None
     if text is None:
         return None
-    if path.suffix == ".ipynb":
+    if notebook:
         try:
             text = notebook_to_python(text)
         except NotebookError:
+            return None
+        if len(text.encode("utf-8")) > max_file_bytes:
             return None
     if not text.strip() or generated_reason(text):
         return None

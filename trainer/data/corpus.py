@@ -24,6 +24,7 @@ from ghostframe.trainer.data.hygiene import (
     any_keyword_in_string,
     decode_source,
     generated_reason,
+    raw_size_limit,
 )
 from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
 from ghostframe.trainer.data.scrubbing import scrub_secrets
@@ -105,18 +106,19 @@ class DataReport:
 
 def _candidate_text(candidate: CandidateFile, options: CorpusOptions, counts: Counter) -> str | None:
     """Read, decode and (for notebooks) extract one candidate; None, counted, when it is unusable."""
+    limit = raw_size_limit(candidate.is_notebook, options.max_file_bytes)
     if candidate.text is not None:
         data = candidate.text.encode("utf-8", errors="replace")
     else:
         try:
-            if candidate.path.stat().st_size > options.max_file_bytes:
+            if candidate.path.stat().st_size > limit:
                 counts["skipped_too_large"] += 1
                 return None
             data = candidate.path.read_bytes()
         except OSError:
             counts["skipped_unreadable"] += 1
             return None
-    if len(data) > options.max_file_bytes:
+    if len(data) > limit:
         counts["skipped_too_large"] += 1
         return None
     text = decode_source(data)
@@ -128,6 +130,9 @@ def _candidate_text(candidate: CandidateFile, options: CorpusOptions, counts: Co
             text = notebook_to_python(text)
         except NotebookError:
             counts["skipped_bad_notebook"] += 1
+            return None
+        if len(text.encode("utf-8")) > options.max_file_bytes:
+            counts["skipped_too_large"] += 1
             return None
     if not text.strip():
         counts["skipped_empty"] += 1

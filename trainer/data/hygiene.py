@@ -12,11 +12,19 @@ from typing import Iterable
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("pandas", "sklearn", "matplotlib", "seaborn")
 DEFAULT_MAX_FILE_BYTES = 1_000_000
+# A notebook's JSON carries its saved outputs (plots as base64, tables), often megabytes around a
+# few kilobytes of code: the code limit applies to the code, and the raw file may be this large.
+MAX_NOTEBOOK_BYTES = 32_000_000
 
 # Generated or minified code, with codeparrot's cleaning thresholds.
 MAX_LINE_LENGTH = 1000
 MAX_MEAN_LINE_LENGTH = 100
 MIN_ALPHANUMERIC_FRACTION = 0.25
+
+
+def raw_size_limit(is_notebook: bool, max_file_bytes: int) -> int:
+    """The most bytes read from a source file: the code limit, or for a notebook MAX_NOTEBOOK_BYTES."""
+    return max(max_file_bytes, MAX_NOTEBOOK_BYTES) if is_notebook else max_file_bytes
 
 
 def any_keyword_in_string(string: str, keywords: Iterable[str]) -> bool:

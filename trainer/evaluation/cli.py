@@ -13,9 +13,9 @@ from pathlib import Path
 from ghostframe.server.inference.model_options import ModelOptions, add_model_arguments
 from ghostframe.server.lsp.settings import Settings
 from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED
-from ghostframe.trainer.evaluation.context import CONTEXT_MODES
+from ghostframe.server.inference.context import CONTEXT_MODES
 from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
-from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION
+from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION, evaluation_valid_fraction
 
 EPILOG = """examples:
   ghostframe-eval ~/src/analysis --adapter ~/adapters/mine --output eval-out
@@ -51,7 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = p.add_argument_group("data (must match training, or the held-out files differ)")
     d.add_argument("--keywords", help=f"comma-separated data-science filter (default: {','.join(DEFAULT_KEYWORDS)})")
     d.add_argument("--no-filter", action="store_true", help="keep every file, data science or not")
-    d.add_argument("--valid-fraction", type=float, help=f"default {DEFAULT_VALID_FRACTION}")
+    d.add_argument("--valid-fraction", type=evaluation_valid_fraction,
+                   help=f"default {DEFAULT_VALID_FRACTION}; 1 evaluates every file (a set no training saw)")
     d.add_argument("--max-file-bytes", type=int, help=f"default {DEFAULT_MAX_FILE_BYTES}")
 
     g = p.add_argument_group("generation (the server's settings)")

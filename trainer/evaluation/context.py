@@ -19,14 +19,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterable
 
+from ghostframe.server.inference.context import CONTEXT_MODES
 from ghostframe.server.inference.context.data_headers import HeaderReader
 from ghostframe.server.inference.context.retrieval import RetrievalOptions, retrieve
 from ghostframe.server.inference.context.workspace_index import WorkspaceIndex
 from ghostframe.trainer.data.corpus import CorpusOptions, DataReport, DatasetSource, iter_clean_files
 from ghostframe.trainer.data.split import TRAIN
 from ghostframe.trainer.evaluation.cases import Case, CaseSet, _display_names
-
-CONTEXT_MODES = ("none", "repo", "data", "all")
 
 
 @dataclass

@@ -92,11 +92,13 @@ def describe(gate: GateVerdict) -> str:
 
 
 def run_gate(run_dir: Path, model: str, device: str, max_cases: int, max_prompt_tokens: int,
-             report=lambda _: None, progress=None) -> GateVerdict:
+             report=lambda _: None, progress=None, context: str = "none", cache=None) -> GateVerdict:
     """Evaluate base vs. the adapter in `run_dir` on the run's own held-out split, write the
     report into `run_dir/gate/`, record the verdict in its ghostframe.json, and return it.
 
-    Same cases for both, the server's prompt path and settings (see evaluation.run).
+    Same cases for both, the server's prompt path and settings (see evaluation.run), with
+    `context` added to the prompts; the base model reuses answers stored in `cache`
+    (an evaluation.answer_cache.AnswerCache, or None).
     """
     from ghostframe.server.inference.model_loading import ADAPTER_METADATA
     from ghostframe.trainer.evaluation.predict import Generation, no_progress
@@ -106,8 +108,8 @@ def run_gate(run_dir: Path, model: str, device: str, max_cases: int, max_prompt_
     folders, datasets, options = run_sources(str(run_dir))
     cfg = EvalConfig(folders=folders, datasets=datasets, options=options,
                      systems=systems_for(model, [str(run_dir)]), max_cases=max_cases,
-                     generation=Generation(device=device, max_prompt_tokens=max_prompt_tokens))
-    results = evaluate(cfg, progress or no_progress, report)
+                     generation=Generation(device=device, max_prompt_tokens=max_prompt_tokens), context=context)
+    results = evaluate(cfg, progress or no_progress, report, cache=cache)
     base, adapter = (s["predictions"] for s in results["systems"])
     gate = judge(base, adapter)
     results["gate"] = gate.to_dict()

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from ghostframe.server.inference.model_loading import read_adapter_metadata
+from ghostframe.trainer.evaluation.answer_cache import AnswerCache, case_key, system_key
 from ghostframe.trainer.evaluation.cases import Case
 
 
@@ -43,6 +44,11 @@ class Generation:
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch in process (None: the loader's choice, all cores)
     precision: str = "auto"  # CPU weights, as the server's --precision (auto: the fastest measured here)
+
+    def answer_settings(self) -> dict:
+        """What, besides the model and the prompt, decides an answer (threads and device do not)."""
+        return {"max_new_tokens": self.max_new_tokens, "max_prompt_tokens": self.max_prompt_tokens,
+                "multiline": self.multiline}
 
     def lsp_settings(self) -> dict:
         return {"maxNewTokens": self.max_new_tokens, "maxPromptTokens": self.max_prompt_tokens,
@@ -73,8 +79,14 @@ def tqdm_progress(items: Iterable, label: str, total: int) -> Iterable:
 
 
 def predict_in_process(system: System, cases: list[Case], gen: Generation,
-                       progress: Progress = no_progress, report=lambda _: None) -> tuple[list[Prediction], dict]:
-    """Predictions with the model loaded here; also returns what was loaded (name, device)."""
+                       progress: Progress = no_progress, report=lambda _: None,
+                       cache: AnswerCache | None = None) -> tuple[list[Prediction], dict]:
+    """Predictions with the model loaded here; also returns what was loaded (name, device).
+
+    A system without adapter gets an `info["answer_key"]`; with a `cache`, it reuses the answers
+    it gave to the same prompts before (see evaluation.answer_cache) and stores the new ones;
+    `info["cached"]` says how many were reused.
+    """
     import torch
 
     from ghostframe.server.inference.engine import CompletionEngine
@@ -84,21 +96,36 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
     loaded = load_model(model or None, adapter or None, gen.device, report, precision=gen.precision,
                         force_adapter=True)
+    key = None if system.adapter else system_key(loaded, gen.answer_settings())
+    earlier = cache.load(key) if key and cache is not None else {}
+    new: dict[str, list] = {}
     engine = CompletionEngine(loaded)
     threads = torch.get_num_threads()
     if gen.threads:  # after loading, which sets one thread per core
         torch.set_num_threads(gen.threads)
     try:
-        if cases:  # the first call pays one-time costs (allocations, kernels); keep them out of the latency
-            engine.complete(cases[0].context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
-        out = []
+        warm = False
+        out, cached = [], 0
         for case in progress(cases, system.label, len(cases)):
+            known = earlier.get(case_key(case.context))
+            if known is not None:
+                out.append(Prediction(*known))
+                cached += 1
+                continue
+            if not warm:  # the first call pays one-time costs (allocations, kernels); keep them out of the latency
+                engine.complete(case.context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
+                warm = True
             done = engine.complete(case.context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
             out.append(Prediction(done.text, done.seconds))
+            new[case_key(case.context)] = [done.text, done.seconds]
     finally:
         torch.set_num_threads(threads)
+    if key and cache is not None and new:
+        cache.save(key, {**earlier, **new})
     info = {"model_name": loaded.model_name, "device": loaded.device, "fingerprint": loaded.fingerprint,
-            "precision": loaded.precision}
+            "precision": loaded.precision, "cached": cached}
+    if key:
+        info["answer_key"] = key
     del engine, loaded
     return out, info
 

@@ -83,6 +83,21 @@ def examples(results: dict, limit: int = EXAMPLES) -> list[str]:
     return lines
 
 
+def _context_and_reuse(results: dict) -> list[str]:
+    """What the prompts held besides the file, and which answers came from earlier runs."""
+    lines = []
+    context = results.get("context", {}).get("mode", "none")
+    if context != "none":
+        got = results["context"]
+        lines += [f"Context: `{context}`, as the server adds it ({got.get('cases_with_snippets', 0)} cases with "
+                  f"repository snippets, {got.get('cases_with_data_notes', 0)} with data-file column notes).", ""]
+    for s in results["systems"]:
+        if s.get("cached"):
+            lines += [f"{s['label']}: {s['cached']} of {s['overall']['cases']} answers reused from earlier runs of "
+                      "the same model on the same prompts (their latency is the earlier run's).", ""]
+    return lines
+
+
 def markdown(results: dict) -> str:
     gen, sampling, env = results["generation"], results["sampling"], results["environment"]
     hardware = env["cuda"] or f"CPU ({env['processor']}, {env['cpu_count']} cores, {env['torch_threads']} torch threads)"
@@ -98,6 +113,7 @@ def markdown(results: dict) -> str:
         f"Predictions: the server's completion path ({gen['via']}), one line (multiline off), "
         f"at most {gen['max_new_tokens']} new tokens, prompt window {gen['max_prompt_tokens']} tokens, greedy. "
         f"Hardware: {hardware}.", "",
+        *_context_and_reuse(results),
         "Exact match: same whitespace-separated tokens; edit sim: normalised Levenshtein similarity (0-100); "
         "empty: share of cases with no suggestion; latency per case.", "",
         "## Overall", "", *overall_table(results), "",

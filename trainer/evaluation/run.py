@@ -17,6 +17,7 @@ from pathlib import Path
 from ghostframe.server.inference.machine import environment
 from ghostframe.server.inference.model_loading import read_adapter_metadata
 from ghostframe.trainer.data.corpus import CorpusOptions, DatasetSource
+from ghostframe.trainer.evaluation.answer_cache import AnswerCache
 from ghostframe.trainer.evaluation.context import apply_context
 from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED, CaseSet, load_cases
 from ghostframe.trainer.evaluation.metrics import score, summarise, summarise_by_file
@@ -116,8 +117,11 @@ def split_warnings(cfg: EvalConfig) -> list[str]:
 
 
 def evaluate(cfg: EvalConfig, progress: Progress = no_progress, report=lambda _: None,
-             case_set: CaseSet | None = None) -> dict:
-    """Run every system on the same cases; return the results as plain data (see eval_report)."""
+             case_set: CaseSet | None = None, cache: AnswerCache | None = None) -> dict:
+    """Run every system on the same cases; return the results as plain data (see eval_report).
+
+    With a `cache` (in process only), the base model reuses its stored answers (evaluation.answer_cache).
+    """
     if cfg.via_lsp and cfg.context != "none":
         raise EvaluationError("--context works in process only (the server indexes its own workspace folders)")
     if case_set is None:
@@ -134,11 +138,15 @@ def evaluate(cfg: EvalConfig, progress: Progress = no_progress, report=lambda _:
             "or pass --no-filter), or raise --valid-fraction (then it differs from the adapter's training split)."
         )
     report(f"{len(cases)} cases from {len(case_set.valid_files)} held-out files")
-    predict = predict_via_lsp if cfg.via_lsp else predict_in_process
     systems = []
     for system in cfg.systems:
         started = time.perf_counter()
-        predictions, info = predict(system, cases, cfg.generation, progress, report)
+        if cfg.via_lsp:
+            predictions, info = predict_via_lsp(system, cases, cfg.generation, progress, report)
+        else:
+            predictions, info = predict_in_process(system, cases, cfg.generation, progress, report, cache)
+        if info.get("cached"):
+            report(f"{system.label}: {info['cached']} of {len(cases)} answers reused from earlier runs")
         scored = [score(c.id, c.file, p.text, c.reference, p.seconds) for c, p in zip(cases, predictions)]
         systems.append({
             **asdict(system), **info,

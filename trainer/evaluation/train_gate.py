@@ -2,7 +2,10 @@
 
 `ghostframe-train` calls these (the training loop itself never imports evaluation): it
 measures the gate's cost for `--budget`, and after the adapter is written runs the gate
-with the server's own prompt settings.
+with the server's own prompt settings: its prompt length and the context it adds by
+default (repository snippets and data-file columns). The base model's answers are kept
+between runs (evaluation.answer_cache), so training again on the same code evaluates only
+the new adapter.
 """
 
 from __future__ import annotations
@@ -11,11 +14,14 @@ import json
 import time
 from pathlib import Path
 
+from ghostframe.server.inference.context import context_mode
 from ghostframe.server.inference.model_loading import ADAPTER_METADATA
 from ghostframe.server.lsp.settings import Settings
 from ghostframe.trainer.config import TrainConfig
 from ghostframe.trainer.data.corpus import CorpusOptions, DatasetSource
+from ghostframe.trainer.evaluation.answer_cache import AnswerCache
 from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED, load_cases
+from ghostframe.trainer.evaluation.context import apply_context
 from ghostframe.trainer.evaluation.predict import EvaluationError, Generation, System, predict_in_process
 
 TIMED_CASES = 2  # completions timed for the estimate, after the warm-up one
@@ -26,31 +32,45 @@ def gate_prompt_tokens(cfg: TrainConfig) -> int:
     return cfg.gate_prompt_tokens or Settings().max_prompt_tokens
 
 
+def gate_context(cfg: TrainConfig) -> str:
+    """The context the gate's prompts get: what the server adds by default unless --gate-context."""
+    if cfg.gate_context:
+        return cfg.gate_context
+    defaults = Settings()
+    return context_mode(defaults.repo_context, defaults.data_context)
+
+
 def _generation(cfg: TrainConfig) -> Generation:
     return Generation(device=cfg.device, max_prompt_tokens=gate_prompt_tokens(cfg))
 
 
-def measure_gate_cost(cfg: TrainConfig, report=lambda _: None) -> dict:
-    """Time what the gate does, on a small scale: read the held-out cases, load the base model
-    as the server does, complete TIMED_CASES of them. Returns evaluation-free numbers
-    (training.budget.GateTiming's fields)."""
+def measure_gate_cost(cfg: TrainConfig, report=lambda _: None, cache: AnswerCache | None = None) -> dict:
+    """Time what the gate does, on a small scale: read the held-out cases and add their context,
+    load the base model as the server does, complete TIMED_CASES of them, and count the cases
+    whose base answers are cached. Returns evaluation-free numbers (training.budget.GateTiming's fields)."""
     options = CorpusOptions(keywords=tuple(cfg.keywords), filter_keywords=cfg.filter_keywords,
                             max_file_bytes=cfg.max_file_bytes, near_dedup_threshold=cfg.near_dedup_threshold,
                             valid_fraction=cfg.valid_fraction)
+    datasets = [DatasetSource(**d) for d in cfg.datasets]
     started = time.perf_counter()
-    case_set = load_cases(cfg.sources, [DatasetSource(**d) for d in cfg.datasets], options,
-                          DEFAULT_PER_FILE, cfg.gate_cases, DEFAULT_SEED, DEFAULT_MIN_CHARS)
+    case_set = load_cases(cfg.sources, datasets, options, DEFAULT_PER_FILE, cfg.gate_cases, DEFAULT_SEED,
+                          DEFAULT_MIN_CHARS)
+    apply_context(case_set, cfg.sources, datasets, options, gate_context(cfg), False, cfg.gate_cases, DEFAULT_SEED)
     read_seconds = time.perf_counter() - started
     cases = case_set.cases
     if not cases:
         return {"available_cases": 0, "read_seconds": read_seconds, "load_seconds": 0.0, "case_seconds": 0.0}
     started = time.perf_counter()
-    predictions, _info = predict_in_process(System("base", cfg.model or ""), cases[:TIMED_CASES],
-                                            _generation(cfg), report=report)
+    # Timed for real (no cache): the adapter will answer every case at this speed.
+    predictions, info = predict_in_process(System("base", cfg.model or ""), cases[:TIMED_CASES],
+                                           _generation(cfg), report=report, cache=None)
     total = time.perf_counter() - started
     case_seconds = sum(p.seconds for p in predictions) / len(predictions)
+    cache = cache if cache is not None else AnswerCache()
+    cached = cache.count(info["answer_key"], (c.context for c in cases)) if info.get("answer_key") else 0
     return {"available_cases": len(cases), "read_seconds": read_seconds,
-            "load_seconds": max(0.0, total - case_seconds * len(predictions)), "case_seconds": case_seconds}
+            "load_seconds": max(0.0, total - case_seconds * len(predictions)), "case_seconds": case_seconds,
+            "base_cached_cases": cached}
 
 
 def finish_with_gate(cfg: TrainConfig, max_cases: int | None = None, report=lambda _: None):
@@ -63,7 +83,7 @@ def finish_with_gate(cfg: TrainConfig, max_cases: int | None = None, report=lamb
     cases = max_cases or cfg.gate_cases
     try:
         return run_gate(run_dir, cfg.model or "", cfg.device, cases, gate_prompt_tokens(cfg), report,
-                        None if cfg.quiet else tqdm_progress)
+                        None if cfg.quiet else tqdm_progress, context=gate_context(cfg), cache=AnswerCache())
     except EvaluationError as exc:
         if not str(exc).startswith("No case to evaluate"):
             raise

@@ -44,7 +44,9 @@ def peak_flops(device: str) -> float | None:
 FLOPS_FORMULA = "6*N_trainable + 4*N_frozen + 2*N_forward_only + (2*layers + 4*layers_backward)*hidden*context"
 
 
-def _layer_index(name: str) -> int | None:
+def decoder_layer_index(name: str) -> int | None:
+    """The decoder layer a parameter or module belongs to, from its name (`model.layers.7.mlp...`: 7);
+    None outside the layers (embeddings, final norm, LM head)."""
     parts = name.split(".")
     return int(parts[parts.index("layers") + 1]) if "layers" in parts else None
 
@@ -53,7 +55,7 @@ def flops_per_token(model, context_length: int) -> float:
     """Training FLOPs per token by FLOPS_FORMULA (see the module docstring)."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
-    params = [(_layer_index(n), p) for n, p in model.named_parameters()]
+    params = [(decoder_layer_index(n), p) for n, p in model.named_parameters()]
     # backward reaches down to the lowest trainable layer; a trainable weight outside the layers
     # (an embedding) takes it to the bottom. The embedding itself stays at 4: it is (or is like) the head.
     trainable_layers = [index for index, p in params if p.requires_grad]

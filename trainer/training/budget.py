@@ -36,15 +36,22 @@ def format_duration(seconds: float) -> str:
 @dataclass(frozen=True)
 class GateTiming:
     """What the gate will cost, measured: it reads the held-out files once, then for each of
-    its two systems (base, adapter) loads the model, warms it up and completes every case."""
+    its two systems (base, adapter) loads the model, warms it up and completes every case
+    (the base model only those whose answer no earlier run stored)."""
 
     available_cases: int     # held-out lines the gate would evaluate (already capped at --gate-cases)
-    read_seconds: float      # reading the sources and sampling the cases
+    read_seconds: float      # reading the sources, sampling the cases and adding their context
     load_seconds: float      # loading one system and its warm-up completion
     case_seconds: float      # one completion by one system
+    base_cached_cases: int = 0  # of the available cases, those whose base answers earlier runs stored
+
+    def answers_per_case(self) -> float:
+        """Completions per gate case: the adapter's, plus the base model's where none is stored."""
+        cached = min(self.base_cached_cases, self.available_cases) / self.available_cases if self.available_cases else 0
+        return 2 - cached
 
     def seconds(self, cases: int) -> float:
-        return self.read_seconds + 2 * (self.load_seconds + cases * self.case_seconds)
+        return self.read_seconds + 2 * self.load_seconds + cases * self.answers_per_case() * self.case_seconds
 
 
 @dataclass(frozen=True)
@@ -58,12 +65,14 @@ class BudgetPlan:
     gate_seconds: float          # the gate's estimated cost for them (0 without a gate)
     max_steps: int               # the run's step count, measured steps included
     expected_seconds: float      # spent + training + validations + gate, if the estimates hold
+    gate_base_cached: int = 0    # held-out lines whose base answers earlier runs stored
 
     def to_dict(self) -> dict:
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
 
     def describe(self) -> str:
-        gate = (f"the gate on {self.gate_cases} held-out lines ≈ {format_duration(self.gate_seconds)}"
+        stored = f", {self.gate_base_cached} base answers stored by earlier runs" if self.gate_base_cached else ""
+        gate = (f"the gate on {self.gate_cases} held-out lines{stored} ≈ {format_duration(self.gate_seconds)}"
                 if self.gate_seconds else "no gate")
         over = "" if self.expected_seconds <= self.budget_seconds * 1.02 else \
             " (over budget: the time already spent and the gate leave no room for more steps)"
@@ -87,8 +96,8 @@ def plan_budget(budget_seconds: float, spent_seconds: float, measured_step_secon
     cases, gate_seconds = 0, 0.0
     if gate is not None:
         cases = gate.available_cases
-        affordable = (GATE_SHARE * left - gate.read_seconds - 2 * gate.load_seconds) / (2 * gate.case_seconds) \
-            if gate.case_seconds > 0 else cases
+        affordable = (GATE_SHARE * left - gate.read_seconds - 2 * gate.load_seconds) \
+            / (gate.answers_per_case() * gate.case_seconds) if gate.case_seconds > 0 else cases
         if gate.seconds(cases) > GATE_SHARE * left:
             cases = min(cases, max(MIN_GATE_CASES, math.floor(affordable)))
         gate_seconds = gate.seconds(cases)
@@ -97,4 +106,4 @@ def plan_budget(budget_seconds: float, spent_seconds: float, measured_step_secon
     max_steps = measured + extra
     expected = spent_seconds + extra * per_step + eval_seconds + gate_seconds
     return BudgetPlan(budget_seconds, spent_seconds, measured, step_seconds, eval_seconds, cases,
-                      gate_seconds, max_steps, expected)
+                      gate_seconds, max_steps, expected, min(gate.base_cached_cases, cases) if gate else 0)

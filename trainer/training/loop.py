@@ -39,6 +39,7 @@ from ghostframe.trainer.training.checkpoints import (
     save_checkpoint,
 )
 from ghostframe.trainer.config import TrainConfig
+from ghostframe.trainer.training.benchmark import decoder_layer_index
 from ghostframe.trainer.training.budget import MEASURED_STEPS, BudgetPlan, GateTiming, plan_budget
 from ghostframe.trainer.data.corpus import CorpusError, CorpusOptions, DatasetSource, build_corpus
 from ghostframe.trainer.training.loss import CausalLMLoss, keytoken_ids
@@ -153,7 +154,7 @@ def build_model(cfg: TrainConfig, device: str, dtype: torch.dtype, report: Repor
             targets = cfg.lora_targets.split(",")
         elif cfg.lora_layers:  # peft takes layers_to_transform only with named modules
             targets = sorted({n.rsplit(".", 1)[-1] for n, m in model.named_modules()
-                              if isinstance(m, torch.nn.Linear) and ".layers." in n})
+                              if isinstance(m, torch.nn.Linear) and decoder_layer_index(n) is not None})
         else:
             targets = "all-linear"
         lora = LoraConfig(

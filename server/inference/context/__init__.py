@@ -5,3 +5,11 @@
 data files a file loads by literal path. None of it reads a file outside the workspace
 folders, and none of it imports anything of ours beyond `inference`.
 """
+
+# What a prompt gets besides the file: nothing, the other files, the data files' columns, or both.
+CONTEXT_MODES = ("none", "repo", "data", "all")
+
+
+def context_mode(repo: bool, data: bool) -> str:
+    """The mode for the server's two switches (settings `repoContext`, `dataContext`)."""
+    return {(False, False): "none", (True, False): "repo", (False, True): "data", (True, True): "all"}[(repo, data)]

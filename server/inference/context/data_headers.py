@@ -2,19 +2,25 @@
 
 In pandas code the next token is often a column name, and the names live in the data.
 When the code reads `pd.read_csv("sales.csv")` (or read_parquet, read_excel, read_json,
-read_table, np.loadtxt / genfromtxt) and that file exists inside a workspace folder,
-only its header is read: a bounded number of bytes for text formats, the schema for
-parquet (with pyarrow, if installed), the first row for excel (with openpyxl, if
-installed). The note names columns (and parquet dtypes), never a data value. A path that
-resolves outside the workspace folders, links included, is never opened.
+read_table, np.loadtxt / genfromtxt; the call may span lines, as formatters write it) and
+that file exists inside a workspace folder, only its header is read: a bounded number of
+(decompressed, for .gz / .bz2 / .xz) bytes for text formats, the schema for parquet (with
+pyarrow, if installed), the first row for excel (with openpyxl, if installed). The note
+names columns (and parquet dtypes), never a data value. A path that resolves outside the
+workspace folders, links included, is never opened.
 """
 
 from __future__ import annotations
 
+import ast
+import bz2
 import csv
+import gzip
 import io
 import json
+import lzma
 import re
+import warnings
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,12 +31,17 @@ MAX_EXCEL_BYTES = 50_000_000
 MAX_COLUMNS = 40
 MAX_NAME_CHARS = 40
 MAX_NOTE_CHARS = 400
+MAX_CALL_CHARS = 2000  # how far a call may run over lines (formatters put one argument per line)
 
+# The module, the reader, the literal path, then the rest of the arguments up to the call's
+# closing parenthesis (strings and one level of nested parentheses inside), over lines.
 READ_CALL = re.compile(
     r"""\b(?:pd|pandas|np|numpy)\s*\.\s*(read_csv|read_table|read_parquet|read_excel|read_json|loadtxt|genfromtxt)"""
-    r"""\s*\(\s*(?:filepath_or_buffer\s*=\s*|path\s*=\s*|io\s*=\s*|fname\s*=\s*)?[rR]?(["'])([^"'\n]+)\2((?:[^\n;"']|"[^"\n]*"|'[^'\n]*')*)"""
+    r"""\s*\(\s*(?:filepath_or_buffer\s*=\s*|path\s*=\s*|io\s*=\s*|fname\s*=\s*)?[rR]?(["'])([^"'\n]+)\2"""
+    r"""((?:[^;"'()]|"[^"\n]*"|'[^'\n]*'|\([^()\n]*\))*)"""
 )
-_SEP = re.compile(r"""\b(?:sep|delimiter)\s*=\s*[rR]?(["'])(.{1,4}?)\1""")
+_SEP = re.compile(r"""\b(?:sep|delimiter)\s*=\s*([rR]?)(["'])(.{1,8}?)\2""")
+_OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # what pandas infers from the suffix
 
 
 @dataclass(frozen=True)
@@ -47,23 +58,39 @@ _READER_NAME = re.compile(r"read_(?:csv|table|parquet|excel|json)|loadtxt|genfro
 def find_reads(text: str) -> list[DataRead]:
     """Calls that read a data file by a literal path, in order.
 
-    Only the lines that name a reader are matched in full, so a long file costs little.
+    Only the text from a line that names a reader (and up to MAX_CALL_CHARS on) is matched,
+    so a long file costs little.
     """
     reads = []
-    line_number, counted_to, last_line = 0, 0, -1
+    scanned_to, line_number, counted_to = 0, 0, 0
     for hit in _READER_NAME.finditer(text):
         start = text.rfind("\n", 0, hit.start()) + 1
-        if start <= last_line:
-            continue  # this line was already read
-        last_line = start
-        end = text.find("\n", hit.end())
-        line = text[start:end if end >= 0 else len(text)]
-        line_number += text.count("\n", counted_to, start)
-        counted_to = start
-        for match in READ_CALL.finditer(line):
+        if start < scanned_to:
+            continue  # inside a call already read
+        for match in READ_CALL.finditer(text, start, min(len(text), hit.end() + MAX_CALL_CHARS)):
             reader, _, path, rest = match.groups()
+            line_number += text.count("\n", counted_to, match.start())
+            counted_to = match.start()
             reads.append(DataRead(line_number, reader, path, rest))
+            scanned_to = max(scanned_to, match.end())
+        scanned_to = max(scanned_to, start + 1)
     return reads
+
+
+def separator_of(arguments: str) -> str | None:
+    """The `sep=` / `delimiter=` a call gives, as Python reads the literal (`"\\t"` is a tab)."""
+    found = _SEP.search(arguments)
+    if not found:
+        return None
+    prefix, quote, body = found.groups()
+    if prefix:
+        return body
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "\s" and the like: invalid escapes stay as written
+            return ast.literal_eval(quote + body + quote)
+    except (ValueError, SyntaxError):
+        return body
 
 
 def inside(path: Path, roots: Sequence[Path]) -> Path | None:
@@ -84,9 +111,15 @@ def _clip(names: list[str]) -> list[str]:
     return [n for n in names if n]
 
 
+def _head(path: Path) -> bytes:
+    """Up to MAX_HEADER_BYTES of the file's content, decompressed when its suffix says so."""
+    opener = _OPENERS.get(path.suffix.lower(), open)
+    with opener(path, "rb") as handle:
+        return handle.read(MAX_HEADER_BYTES)
+
+
 def _first_line(path: Path) -> str | None:
-    with open(path, "rb") as handle:
-        data = handle.read(MAX_HEADER_BYTES)
+    data = _head(path)
     line, newline, _ = data.partition(b"\n")
     if b"\x00" in line or (not newline and len(data) == MAX_HEADER_BYTES):
         return None  # binary, or no end of the first line within the bound: not a header
@@ -105,19 +138,25 @@ def _looks_numeric(field: str) -> bool:
 
 
 def text_columns(path: Path, separator: str | None) -> list[str] | None:
-    """Column names from the first line of a delimited text file (csv, tsv, txt)."""
+    """Column names from the first line of a delimited text file (csv, tsv, txt).
+
+    As pandas does, a separator of more than one character is a regular expression (`\\s+`).
+    """
     line = _first_line(path)
     if not line or not line.strip():
         return None
-    if separator is None or separator == r"\s+":
-        if separator is None:
-            try:
-                separator = csv.Sniffer().sniff(line, delimiters=",;\t|").delimiter
-            except csv.Error:
-                separator = ","
-        else:
-            return _clip(line.split())
-    names = next(csv.reader(io.StringIO(line), delimiter=separator[0]), [])
+    if separator is None:
+        try:
+            separator = csv.Sniffer().sniff(line, delimiters=",;\t|").delimiter
+        except csv.Error:
+            separator = ","
+    if len(separator) > 1:
+        try:
+            names = re.split(separator, line.strip())
+        except re.error:
+            return None
+    else:
+        names = next(csv.reader(io.StringIO(line), delimiter=separator), [])
     if not names or all(_looks_numeric(n) for n in names if n.strip()):
         return None  # a first row of numbers is data, not a header
     return _clip(names)
@@ -125,8 +164,7 @@ def text_columns(path: Path, separator: str | None) -> list[str] | None:
 
 def json_columns(path: Path) -> list[str] | None:
     """Keys of the first record of a JSON array of objects or of a JSON-lines file."""
-    with open(path, "rb") as handle:
-        text = handle.read(MAX_HEADER_BYTES).decode("utf-8-sig", errors="replace").lstrip()
+    text = _head(path).decode("utf-8-sig", errors="replace").lstrip()
     decoder = json.JSONDecoder()
     start = 1 if text.startswith("[") else 0
     try:
@@ -170,12 +208,12 @@ def columns_of(path: Path, read: DataRead) -> list[str] | None:
     if read.reader in ("read_csv", "read_table", "loadtxt", "genfromtxt"):
         if re.search(r"\bheader\s*=\s*None\b", read.arguments):
             return None
-        sep = _SEP.search(read.arguments)
+        sep = separator_of(read.arguments)
         default = "\t" if read.reader == "read_table" else ("," if read.reader == "read_csv" else None)
         if read.reader in ("loadtxt", "genfromtxt") and not re.search(r"\bnames\s*=\s*True|\bskiprows\s*=\s*1\b",
                                                                           read.arguments):
             return None  # numpy reads numbers; only a declared header row has names
-        return text_columns(path, sep.group(2) if sep else default)
+        return text_columns(path, sep if sep is not None else default)
     if read.reader == "read_json":
         return json_columns(path)
     if read.reader == "read_parquet":
