@@ -128,6 +128,28 @@ def test_notes_go_above_their_line_and_never_on_the_cursor_line():
         "import pandas as pd\nif True:\n    # s.csv columns: a, b\n    df = pd.read_csv('s.csv')\n    df.")
 
 
+def test_a_note_whose_read_left_the_window_leads_the_files_text(tokenizer):
+    read = "import pandas as pd\nsales = pd.read_csv('sales.csv')\n"
+    body = "".join(f"value_{i} = sales.iloc[{i}]\n" for i in range(300))
+    note = "# sales.csv columns: region, revenue"
+    ctx = CompletionContext(read + body + "sales[", "", snippets=("# other.py\n# x = 1\n",), notes=((1, note),))
+    ids = build_prompt(ctx, tokenizer, 256)
+    text = tokenizer.decode(ids)
+    assert len(ids) <= 256 and "read_csv" not in text  # the read is far above the window
+    assert text.startswith("# other.py\n# x = 1\n" + note + "\n") and text.endswith("sales[")
+    # while the user types on, the prompt's start stays the same (the KV cache is reused)
+    typed = build_prompt(CompletionContext(read + body + "sales['re", "", snippets=ctx.snippets, notes=ctx.notes),
+                         tokenizer, 256)
+    head = len(tokenizer("# other.py\n# x = 1\n" + note + "\n")["input_ids"])
+    assert typed[:head] == ids[:head]
+    # near the read, the note stays above its line and is not repeated
+    near = tokenizer.decode(build_prompt(CompletionContext(read + "sales[", "", notes=((1, note),)), tokenizer, 256))
+    assert near == "import pandas as pd\n" + note + "\nsales = pd.read_csv('sales.csv')\nsales["
+    # a read on the cursor's own line gets no note, near or far
+    own = CompletionContext(body + "sales = pd.read_csv('sales.csv')", "", notes=((300, note),))
+    assert note not in tokenizer.decode(build_prompt(own, tokenizer, 256))
+
+
 def test_bm25_matches_the_textbook_formula():
     import math
 

@@ -136,6 +136,20 @@ def annotate(before: str, notes: tuple[tuple[int, str], ...]) -> str:
     return "\n".join(lines)
 
 
+def _notes_outside(window: str, notes: tuple[tuple[int, str], ...], cursor_line: int) -> str:
+    """The notes that the window of the file's text no longer holds, one per line, in file order
+    (a note for the cursor's own line is never shown, as in `annotate`).
+
+    A notebook reads its data at the top and uses the columns hundreds of lines below; the
+    column names must not leave the prompt with the line that read them.
+    """
+    far = []
+    for line, note in sorted(notes):
+        if line < cursor_line and note not in window and note not in far:
+            far.append(note)
+    return "".join(f"{note}\n" for note in far)
+
+
 def context_ids(tokenizer: Any, snippets: tuple[str, ...], budget: int) -> list[int]:
     """Token ids of the snippets that fit in `budget`, taken most useful first and laid out
     with the most useful last, next to the file's own text. Whole snippets only."""
@@ -162,7 +176,13 @@ def build_prompt(ctx: CompletionContext, tokenizer: Any, max_prompt_tokens: int)
     own_budget = prefix_budget - len(context)
     before = annotate(ctx.before, ctx.notes) if ctx.notes else ctx.before
     before = before[: len(before) - len(ctx.healed_prefix)]
-    prefix = context + _keep_last(_encode(tokenizer, _window_before(before, own_budget * CHARS_PER_TOKEN)), own_budget)
+    window = _window_before(before, own_budget * CHARS_PER_TOKEN)
+    far = _notes_outside(window, ctx.notes, ctx.before.count("\n"))
+    if far:  # the reads scrolled out of the window: their notes lead the file's text
+        context = context + _encode(tokenizer, far)
+        own_budget = prefix_budget - len(context)
+        window = _window_before(before, own_budget * CHARS_PER_TOKEN)
+    prefix = context + _keep_last(_encode(tokenizer, window), own_budget)
     if fim is None:
         return prefix
     suffix_budget = max_prompt_tokens - prefix_budget - 3
