@@ -145,6 +145,12 @@ def test_a_note_whose_read_left_the_window_leads_the_files_text(tokenizer):
     # near the read, the note stays above its line and is not repeated
     near = tokenizer.decode(build_prompt(CompletionContext(read + "sales[", "", notes=((1, note),)), tokenizer, 256))
     assert near == "import pandas as pd\n" + note + "\nsales = pd.read_csv('sales.csv')\nsales["
+    # many far reads never push the prompt over its budget: the latest notes that fit are kept
+    many = tuple((i, f"# file_{i}.csv columns: " + ", ".join(f"c{i}_{j}" for j in range(2))) for i in range(40))
+    crowded = CompletionContext("".join(f"x_{i} = 1\n" for i in range(40)) + body + "sales[", "", notes=many)
+    ids = build_prompt(crowded, tokenizer, 256)
+    text = tokenizer.decode(ids)
+    assert len(ids) <= 256 and text.endswith("sales[") and "# file_39.csv" in text and "# file_0.csv" not in text
     # a read on the cursor's own line gets no note, near or far
     own = CompletionContext(body + "sales = pd.read_csv('sales.csv')", "", notes=((300, note),))
     assert note not in tokenizer.decode(build_prompt(own, tokenizer, 256))

@@ -20,6 +20,8 @@ TRUNCATE_STEPS_PER_BUDGET = 8
 MAX_BLOCK_LINES = 12
 # Snippets from other files take at most this share of the prefix's tokens; the file's own text the rest.
 CONTEXT_SHARE = 1 / 3
+# Data notes whose reads left the window take at most this share (the most recent reads kept).
+NOTES_SHARE = 1 / 4
 FIM_TOKEN_SETS = (
     ("<fim_prefix>", "<fim_suffix>", "<fim_middle>"),
     ("<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"),
@@ -150,6 +152,17 @@ def _notes_outside(window: str, notes: tuple[tuple[int, str], ...], cursor_line:
     return "".join(f"{note}\n" for note in far)
 
 
+def _whole_lines_within(tokenizer: Any, text: str, budget: int) -> list[int]:
+    """Token ids of the last lines of `text` that fit in `budget` tokens, whole lines only."""
+    lines = text.splitlines(keepends=True)
+    while lines:
+        ids = _encode(tokenizer, "".join(lines))
+        if len(ids) <= budget:
+            return ids
+        lines = lines[1:]
+    return []
+
+
 def context_ids(tokenizer: Any, snippets: tuple[str, ...], budget: int) -> list[int]:
     """Token ids of the snippets that fit in `budget`, taken most useful first and laid out
     with the most useful last, next to the file's own text. Whole snippets only."""
@@ -179,7 +192,7 @@ def build_prompt(ctx: CompletionContext, tokenizer: Any, max_prompt_tokens: int)
     window = _window_before(before, own_budget * CHARS_PER_TOKEN)
     far = _notes_outside(window, ctx.notes, ctx.before.count("\n"))
     if far:  # the reads scrolled out of the window: their notes lead the file's text
-        context = context + _encode(tokenizer, far)
+        context = context + _whole_lines_within(tokenizer, far, int(prefix_budget * NOTES_SHARE))
         own_budget = prefix_budget - len(context)
         window = _window_before(before, own_budget * CHARS_PER_TOKEN)
     prefix = context + _keep_last(_encode(tokenizer, window), own_budget)
