@@ -23,10 +23,8 @@ from ghostframe.server.inference.context.data_headers import HeaderReader
 from ghostframe.server.inference.context.retrieval import RegionCache, RetrievalOptions, retrieve
 from ghostframe.server.inference.context.workspace_index import IndexLimits, WorkspaceIndex
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.trainer.data.hygiene import (
-    DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, any_keyword_in_string, decode_source, generated_reason, raw_size_limit,
-)
-from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, raw_size_limit, source_text
+from ghostframe.trainer.data.notebooks import notebook_to_python
 from ghostframe.trainer.data.sources import SOURCE_SUFFIXES, GitIgnoreRules, is_skipped_dir, iter_folder_files
 
 log = logging.getLogger("ghostframe.server")
@@ -44,23 +42,10 @@ def read_source_file(path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
     try:
         if path.stat().st_size > raw_size_limit(notebook, max_file_bytes):
             return None
-        text = decode_source(path.read_bytes())
+        data = path.read_bytes()
     except OSError:
         return None
-    if text is None:
-        return None
-    if notebook:
-        try:
-            text = notebook_to_python(text)
-        except NotebookError:
-            return None
-        if len(text.encode("utf-8")) > max_file_bytes:
-            return None
-    if not text.strip() or generated_reason(text):
-        return None
-    if keywords is not None and not any_keyword_in_string(text, keywords):
-        return None
-    return text
+    return source_text(data, notebook, max_file_bytes, keywords)[0]
 
 
 def admissible(path: Path, roots: Sequence[Path]) -> bool:

@@ -18,15 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator
 
 from ghostframe.trainer.data.dedup import DEFAULT_NEAR_THRESHOLD, Deduplicator
-from ghostframe.trainer.data.hygiene import (
-    DEFAULT_KEYWORDS,
-    DEFAULT_MAX_FILE_BYTES,
-    any_keyword_in_string,
-    decode_source,
-    generated_reason,
-    raw_size_limit,
-)
-from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, raw_size_limit, source_text
 from ghostframe.trainer.data.scrubbing import scrub_secrets
 from ghostframe.trainer.data.sources import CandidateFile, iter_dataset_records, iter_folder_files
 from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION, TRAIN, VALID, split_of
@@ -106,43 +98,21 @@ class DataReport:
 
 def _candidate_text(candidate: CandidateFile, options: CorpusOptions, counts: Counter) -> str | None:
     """Read, decode and (for notebooks) extract one candidate; None, counted, when it is unusable."""
-    limit = raw_size_limit(candidate.is_notebook, options.max_file_bytes)
     if candidate.text is not None:
         data = candidate.text.encode("utf-8", errors="replace")
     else:
         try:
-            if candidate.path.stat().st_size > limit:
+            if candidate.path.stat().st_size > raw_size_limit(candidate.is_notebook, options.max_file_bytes):
                 counts["skipped_too_large"] += 1
                 return None
             data = candidate.path.read_bytes()
         except OSError:
             counts["skipped_unreadable"] += 1
             return None
-    if len(data) > limit:
-        counts["skipped_too_large"] += 1
-        return None
-    text = decode_source(data)
+    text, reason = source_text(data, candidate.is_notebook, options.max_file_bytes,
+                               options.keywords if options.filter_keywords else None)
     if text is None:
-        counts["skipped_binary_or_not_utf8"] += 1
-        return None
-    if candidate.is_notebook:
-        try:
-            text = notebook_to_python(text)
-        except NotebookError:
-            counts["skipped_bad_notebook"] += 1
-            return None
-        if len(text.encode("utf-8")) > options.max_file_bytes:
-            counts["skipped_too_large"] += 1
-            return None
-    if not text.strip():
-        counts["skipped_empty"] += 1
-        return None
-    if generated_reason(text):
-        counts["skipped_generated_or_minified"] += 1
-        return None
-    if options.filter_keywords and not any_keyword_in_string(text, options.keywords):
-        counts["skipped_no_keyword"] += 1
-        return None
+        counts[reason] += 1
     return text
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable
 
+from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+
 DEFAULT_KEYWORDS: tuple[str, ...] = ("pandas", "sklearn", "matplotlib", "seaborn")
 DEFAULT_MAX_FILE_BYTES = 1_000_000
 # A notebook's JSON carries its saved outputs (plots as base64, tables), often megabytes around a
@@ -25,6 +27,35 @@ MIN_ALPHANUMERIC_FRACTION = 0.25
 def raw_size_limit(is_notebook: bool, max_file_bytes: int) -> int:
     """The most bytes read from a source file: the code limit, or for a notebook MAX_NOTEBOOK_BYTES."""
     return max(max_file_bytes, MAX_NOTEBOOK_BYTES) if is_notebook else max_file_bytes
+
+
+def source_text(data: bytes, is_notebook: bool, max_file_bytes: int,
+                keywords: Iterable[str] | None) -> tuple[str | None, str]:
+    """A source file's Python text by these rules, or (None, the reason it is unusable).
+
+    The one place the trainer's corpus and the server's workspace index decide what a file
+    holds: size (of a notebook's code, not of its saved outputs), encoding, notebook cells,
+    generated code and, unless `keywords` is None, the data-science filter.
+    """
+    if len(data) > raw_size_limit(is_notebook, max_file_bytes):
+        return None, "skipped_too_large"
+    text = decode_source(data)
+    if text is None:
+        return None, "skipped_binary_or_not_utf8"
+    if is_notebook:
+        try:
+            text = notebook_to_python(text)
+        except NotebookError:
+            return None, "skipped_bad_notebook"
+        if len(text.encode("utf-8")) > max_file_bytes:
+            return None, "skipped_too_large"
+    if not text.strip():
+        return None, "skipped_empty"
+    if generated_reason(text):
+        return None, "skipped_generated_or_minified"
+    if keywords is not None and not any_keyword_in_string(text, keywords):
+        return None, "skipped_no_keyword"
+    return text, ""
 
 
 def any_keyword_in_string(string: str, keywords: Iterable[str]) -> bool:

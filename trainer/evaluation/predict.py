@@ -107,7 +107,8 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
         warm = False
         out, cached = [], 0
         for case in progress(cases, system.label, len(cases)):
-            known = earlier.get(case_key(case.context))
+            prompt_key = case_key(case.context)
+            known = earlier.get(prompt_key)
             if known is not None:
                 out.append(Prediction(*known))
                 cached += 1
@@ -117,7 +118,7 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
                 warm = True
             done = engine.complete(case.context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
             out.append(Prediction(done.text, done.seconds))
-            new[case_key(case.context)] = [done.text, done.seconds]
+            new[prompt_key] = [done.text, done.seconds]
     finally:
         torch.set_num_threads(threads)
     if key and cache is not None and new:
