@@ -107,9 +107,12 @@ def test_never_outside_the_workspace(tmp_path):
     assert notes(text, workspace, [workspace]) == ()
 
 
-def test_only_literal_paths_and_header_none_is_respected(tmp_path):
+def test_paths_the_file_does_not_name_give_no_read_and_header_none_is_respected(tmp_path):
     (tmp_path / "a.csv").write_text("p,q\n")
-    assert find_reads("pd.read_csv(path)\npd.read_csv(f'{x}.csv')\n") == []
+    unknown = ("def load(path):\n    return pd.read_csv(path)\n"
+               "pd.read_csv(f'{x}.csv')\npd.read_csv(args.input)\npd.read_csv(FILES['a'])\n"
+               "pd.read_csv(download(url))\npd.read_csv(io.StringIO(text))\n")
+    assert find_reads(unknown) == []
     assert notes("df = pd.read_csv('a.csv', header=None)\n", tmp_path) == ()
     assert notes("df = pandas.read_csv(filepath_or_buffer='a.csv')\n", tmp_path) == ((0, "# a.csv columns: p, q"),)
 
@@ -168,3 +171,69 @@ def test_compressed_files_give_their_header_and_reads_stay_bounded(tmp_path, mon
     monkeypatch.setitem(data_headers._OPENERS, suffix, spy)
     assert notes(f"df = pd.read_csv('big.csv{suffix}')\n", tmp_path) == ((0, f"# big.csv{suffix} columns: state, votes, turnout"),)
     assert read == [data_headers.MAX_HEADER_BYTES]
+
+
+def test_paths_named_through_constants_joins_pathlib_and_f_strings(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sales.csv").write_text("region,revenue\n")
+    text = ("import os\nfrom pathlib import Path\n"
+            "DATA = Path(__file__).resolve().parent / 'data'\n"
+            "ROOT: str = 'data'\n"
+            "a = pd.read_csv(DATA / 'sales.csv')\n"                     # 4
+            "b = pd.read_csv(os.path.join(ROOT, 'sales.csv'))\n"        # 5
+            "c = pd.read_csv(f'{ROOT}/sales.csv')\n"                    # 6
+            "name = 'sales'\n"
+            "d = pd.read_csv(ROOT + '/' + name + '.csv', sep=',')\n"    # 8
+            "SALES = os.path.join(\n    ROOT,\n    'sales.csv',\n)\n"
+            "e = pd.read_csv(filepath_or_buffer=SALES)\n"               # 13
+            "f = pd.read_csv(Path('data').joinpath('sales.csv'))\n"     # 14
+            "g = pd.read_csv(str(Path.cwd() / ROOT / 'sales.csv'))\n")  # 15
+    note = "# sales.csv columns: region, revenue"
+    assert notes(text, tmp_path) == tuple((line, note) for line in (4, 5, 6, 8, 13, 14, 15))
+    assert [r.path for r in find_reads(text)][:2] == ["data/sales.csv", "data/sales.csv"]
+    assert find_reads(text)[3].arguments.strip() == "sep=','"
+
+
+def test_the_latest_assignment_above_the_read_counts(tmp_path):
+    (tmp_path / "old.csv").write_text("a,b\n")
+    (tmp_path / "new.csv").write_text("c,d\n")
+    text = "P = 'old.csv'\nx = pd.read_csv(P)\nP = 'new.csv'\ny = pd.read_csv(P)\nP = 'old.csv'\n"
+    assert notes(text, tmp_path) == ((1, "# old.csv columns: a, b"), (3, "# new.csv columns: c, d"))
+    assert find_reads("z = pd.read_csv(LATER)\nLATER = 'new.csv'\n") == []
+
+
+def test_loops_in_names_end(tmp_path):
+    assert find_reads("A = B\nB = A\nC = C + 'x'\npd.read_csv(A)\npd.read_csv(C)\n") == []
+
+
+def test_paths_from_the_files_folder_resolve_there_only_and_stay_inside_the_workspace(tmp_path):
+    workspace = tmp_path / "ws"
+    (workspace / "notebooks").mkdir(parents=True)
+    (workspace / "sales.csv").write_text("region,revenue\n")
+    (tmp_path / "outside.csv").write_text("ssn,salary\n")
+    here = "HERE = os.path.dirname(os.path.abspath(__file__))\n"
+    # Relative to the file's folder (notebooks/), not to the workspace root where sales.csv is.
+    assert notes(here + "pd.read_csv(os.path.join(HERE, 'sales.csv'))\n", workspace / "notebooks", [workspace]) == ()
+    assert notes(here + "pd.read_csv(os.path.join(HERE, '..', 'sales.csv'))\n", workspace / "notebooks",
+                 [workspace]) == ((1, "# sales.csv columns: region, revenue"),)
+    up = "pd.read_csv(Path(__file__).parent.parent.parent / 'outside.csv')\n"
+    assert [r.path for r in find_reads(up)] == ["../../outside.csv"]
+    assert notes(up, workspace / "notebooks", [workspace]) == ()
+    assert find_reads("pd.read_csv(__file__)\n") == []
+
+
+def test_bare_readers_only_when_imported_from_pandas_and_polars_readers(tmp_path):
+    (tmp_path / "a.csv").write_text("x;y\n")
+    (tmp_path / "b.csv").write_text("u,v\n")
+    bare = "from pandas import read_csv, read_parquet\ndf = read_csv('b.csv')\n"
+    assert notes(bare, tmp_path) == ((1, "# b.csv columns: u, v"),)
+    assert find_reads("df = read_csv('b.csv')\n") == []  # someone's own read_csv
+    assert find_reads("from pandas import read_csv\ndef read_csv(p):\n    pass\nself.read_csv('b.csv')\n") == []
+    polars = "import polars as pl\na = pl.read_csv('a.csv', separator=';')\nb = pl.scan_csv('b.csv', has_header=False)\n"
+    assert notes(polars, tmp_path) == ((1, "# a.csv columns: x, y"),)
+
+
+def test_a_call_still_being_typed(tmp_path):
+    (tmp_path / "sales.csv").write_text("region,revenue\n")
+    for text in ("D = 'sales.csv'\ndf = pd.read_csv(D, ", "df = pd.read_csv('sales.csv'", "df = pd.read_csv(\n    'sales.csv',\n"):
+        assert notes(text, tmp_path)[0][1] == "# sales.csv columns: region, revenue", text

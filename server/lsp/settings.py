@@ -46,7 +46,7 @@ class Settings:
                                  "names this file imports and the most similar code elsewhere. Files are read "
                                  "inside the workspace folders only and never leave this machine.")
     data_context: bool = setting(True, "Give the model the column names (never values) of data files the code "
-                                 "reads by a literal path inside the workspace, such as `pd.read_csv(\"sales.csv\")`.")
+                                 "reads inside the workspace, such as `pd.read_csv(\"sales.csv\")` or `pd.read_csv(DATA / \"sales.csv\")`.")
 
 
 def camel(name: str) -> str:

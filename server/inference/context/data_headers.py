@@ -1,14 +1,15 @@
-"""Column names of the data files a file reads by a literal path, for one-line prompt notes.
+"""Column names of the data files a file reads, for one-line prompt notes.
 
 In pandas code the next token is often a column name, and the names live in the data.
 When the code reads `pd.read_csv("sales.csv")` (or read_parquet, read_excel, read_json,
-read_table, np.loadtxt / genfromtxt; the call may span lines, as formatters write it) and
-that file exists inside a workspace folder, only its header is read: a bounded number of
-(decompressed, for .gz / .bz2 / .xz) bytes for text formats, the schema for parquet (with
-pyarrow, if installed), the first row for excel (with openpyxl, if installed). The note
-names columns (and parquet dtypes), never a data value. A path that resolves outside the
-workspace folders, links included, is never opened.
-"""
+read_table, np.loadtxt / genfromtxt, polars' read_/scan_ functions; the call may span lines,
+as formatters write it) by a path the file itself names (a literal, or a constant, join,
+pathlib `/` or f-string worked out by `read_paths`) and that file exists inside a workspace
+folder, only its header is read: a bounded number of (decompressed, for .gz / .bz2 / .xz)
+bytes for text formats, the schema for parquet (with pyarrow, if installed), the first row
+for excel (with openpyxl, if installed). The note names columns (and parquet dtypes), never
+a data value. A path that resolves outside the workspace folders, links included, is never
+opened."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from . import read_paths
+
 MAX_HEADER_BYTES = 64 * 1024
 MAX_EXCEL_BYTES = 50_000_000
 MAX_COLUMNS = 40
@@ -33,14 +36,12 @@ MAX_NAME_CHARS = 40
 MAX_NOTE_CHARS = 400
 MAX_CALL_CHARS = 2000  # how far a call may run over lines (formatters put one argument per line)
 
-# The module, the reader, the literal path, then the rest of the arguments up to the call's
-# closing parenthesis (strings and one level of nested parentheses inside), over lines.
-READ_CALL = re.compile(
-    r"""\b(?:pd|pandas|np|numpy)\s*\.\s*(read_csv|read_table|read_parquet|read_excel|read_json|loadtxt|genfromtxt)"""
-    r"""\s*\(\s*(?:filepath_or_buffer\s*=\s*|path\s*=\s*|io\s*=\s*|fname\s*=\s*)?[rR]?(["'])([^"'\n]+)\2"""
-    r"""((?:[^;"'()]|"[^"\n]*"|'[^'\n]*'|\([^()\n]*\))*)"""
-)
-_SEP = re.compile(r"""\b(?:sep|delimiter)\s*=\s*([rR]?)(["'])(.{1,8}?)\2""")
+# A reader called through its module (pd., np., pl.) or, after `from pandas import read_csv`, bare.
+_READERS = r"read_(?:csv|table|parquet|excel|json|ndjson)|scan_(?:csv|parquet)|loadtxt|genfromtxt"
+_READER_NAME = re.compile(rf"({_READERS})\s*\(")  # (no leading \b: it makes the scan of a long file slow)
+_MODULE_BEFORE = re.compile(r"\b(?:pd|pandas|np|numpy|pl|polars)\s*\.\s*$")
+_PATH_KEYWORD = re.compile(r"^\s*(?:filepath_or_buffer|path|io|fname|source)\s*=(?!=)")
+_SEP = re.compile(r"""\b(?:sep|delimiter|separator)\s*=\s*([rR]?)(["'])(.{1,8}?)\2""")
 _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # what pandas infers from the suffix
 
 
@@ -48,32 +49,95 @@ _OPENERS = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}  # what pandas
 class DataRead:
     line: int        # 0-based line of the call in the text
     reader: str      # read_csv, read_parquet, ...
-    path: str        # the literal path as written
-    arguments: str   # the rest of the line after the path
+    path: str        # the path the call names (a literal, or worked out by read_paths)
+    arguments: str   # the call's other arguments, as written
+    relative_to_file: bool = False  # built from __file__: relative to the file's folder only
 
 
-_READER_NAME = re.compile(r"read_(?:csv|table|parquet|excel|json)|loadtxt|genfromtxt")
+def _split_call(text: str, start: int) -> tuple[str, str]:
+    """(first argument, the other arguments) of the call whose `(` ends just before `start`.
+
+    Strings and brackets are skipped over; a call not closed within MAX_CALL_CHARS (one being
+    typed) ends at the end of its first argument's line.
+    """
+    depth, quote, i, comma = 0, "", start, -1
+    end = min(len(text), start + MAX_CALL_CHARS)
+    while i < end:
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif text.startswith(quote, i):
+                i += len(quote) - 1
+                quote = ""
+            elif ch == "\n" and len(quote) == 1:
+                quote = ""
+        elif ch in "\"'":
+            quote = ch * 3 if text.startswith(ch * 3, i) else ch
+            i += len(quote) - 1
+        elif ch == "#":
+            i = text.find("\n", i)
+            if i < 0:
+                break
+            continue
+        elif ch in "([{":
+            depth += 1
+        elif ch in ")]}":
+            if depth == 0:
+                return (text[start:comma], text[comma + 1:i]) if comma >= 0 else (text[start:i], "")
+            depth -= 1
+        elif ch == "," and depth == 0 and comma < 0:
+            comma = i
+        i += 1
+    if comma >= 0:
+        return text[start:comma], text[comma + 1:i]
+    line_end = text.find("\n", start)
+    return text[start:line_end if line_end >= 0 else end], ""
+
+
+def _first_path(argument: str) -> ast.expr | None:
+    try:
+        return ast.parse(_PATH_KEYWORD.sub("", argument, count=1).strip(), mode="eval").body
+    except SyntaxError:
+        return None
+
+
+def _imported_bare(text: str) -> frozenset[str]:
+    """Readers imported by name (`from pandas import read_csv`), which may then be called bare."""
+    found = re.findall(r"^[ \t]*from[ \t]+(?:pandas|numpy|polars)[\w.]*[ \t]+import[ \t]+([^\n#]+)", text, re.MULTILINE)
+    return frozenset(re.findall(_READERS, " ".join(found)))
+
 
 
 def find_reads(text: str) -> list[DataRead]:
-    """Calls that read a data file by a literal path, in order.
+    """Calls that read a data file by a path the text names, in order.
 
-    Only the text from a line that names a reader (and up to MAX_CALL_CHARS on) is matched,
-    so a long file costs little.
+    Only calls are examined (a regular-expression scan for a reader's name, then up to
+    MAX_CALL_CHARS of its arguments), so a long file costs little.
     """
     reads = []
-    scanned_to, line_number, counted_to = 0, 0, 0
-    for hit in _READER_NAME.finditer(text):
-        start = text.rfind("\n", 0, hit.start()) + 1
-        if start < scanned_to:
-            continue  # inside a call already read
-        for match in READ_CALL.finditer(text, start, min(len(text), hit.end() + MAX_CALL_CHARS)):
-            reader, _, path, rest = match.groups()
-            line_number += text.count("\n", counted_to, match.start())
-            counted_to = match.start()
-            reads.append(DataRead(line_number, reader, path, rest))
-            scanned_to = max(scanned_to, match.end())
-        scanned_to = max(scanned_to, start + 1)
+    bare: frozenset[str] | None = None
+    line_number, counted_to = 0, 0
+    names = read_paths.Assignments(text)
+    for match in _READER_NAME.finditer(text):
+        reader = match.group(1)
+        before = text[max(0, match.start() - 24):match.start()]
+        if before[-1:].isalnum() or before[-1:] == "_":
+            continue  # part of a longer name
+        if not _MODULE_BEFORE.search(before):
+            if before[-1:] == "." or before.endswith("def "):
+                continue  # a method of something else, or someone's own function
+            bare = _imported_bare(text) if bare is None else bare
+            if reader not in bare:
+                continue
+        first, rest = _split_call(text, match.end())
+        expression = _first_path(first)
+        found = None if expression is None else read_paths.path_of(expression, names, match.start())
+        if found is None:
+            continue
+        line_number += text.count("\n", counted_to, match.start())
+        counted_to = match.start()
+        reads.append(DataRead(line_number, reader, found[0], rest, found[1]))
     return reads
 
 
@@ -205,18 +269,18 @@ def excel_columns(path: Path) -> list[str] | None:
 
 def columns_of(path: Path, read: DataRead) -> list[str] | None:
     """The column names of an existing file, read as `read` reads it; None when unknown."""
-    if read.reader in ("read_csv", "read_table", "loadtxt", "genfromtxt"):
-        if re.search(r"\bheader\s*=\s*None\b", read.arguments):
+    if read.reader in ("read_csv", "scan_csv", "read_table", "loadtxt", "genfromtxt"):
+        if re.search(r"\bheader\s*=\s*None\b|\bhas_header\s*=\s*False\b", read.arguments):
             return None
         sep = separator_of(read.arguments)
-        default = "\t" if read.reader == "read_table" else ("," if read.reader == "read_csv" else None)
+        default = "\t" if read.reader == "read_table" else ("," if read.reader in ("read_csv", "scan_csv") else None)
         if read.reader in ("loadtxt", "genfromtxt") and not re.search(r"\bnames\s*=\s*True|\bskiprows\s*=\s*1\b",
                                                                           read.arguments):
             return None  # numpy reads numbers; only a declared header row has names
         return text_columns(path, sep if sep is not None else default)
-    if read.reader == "read_json":
+    if read.reader in ("read_json", "read_ndjson"):
         return json_columns(path)
-    if read.reader == "read_parquet":
+    if read.reader in ("read_parquet", "scan_parquet"):
         return parquet_columns(path)
     if read.reader == "read_excel":
         return excel_columns(path)
@@ -263,7 +327,8 @@ class HeaderReader:
         notes = []
         for read in find_reads(text):
             written = Path(read.path)
-            bases = [] if written.is_absolute() else [b for b in (folder, *roots) if b is not None]
+            bases = [folder] if read.relative_to_file else [folder, *roots]
+            bases = [] if written.is_absolute() else [b for b in bases if b is not None]
             candidates = [written] if written.is_absolute() else [base / written for base in bases]
             path = next((p for p in (inside(c, roots) for c in candidates) if p is not None), None)
             if path is None:
