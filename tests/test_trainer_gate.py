@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import time
 from contextlib import redirect_stderr
 from pathlib import Path
 
@@ -18,10 +19,13 @@ from ghostframe.trainer.evaluation.gate import TOO_FEW
 from ghostframe.trainer.training.budget import (
     MEASURED_STEPS,
     MIN_GATE_CASES,
+    SLACK,
     GateTiming,
     parse_duration,
+    past_deadline,
     plan_budget,
 )
+from ghostframe.trainer.training.loss import CausalLMLoss
 from ghostframe.trainer.training.metrics import read_metrics
 from trainer_fixtures import module_model_and_repo, train_args
 
@@ -195,9 +199,56 @@ def test_a_budget_run_measures_plans_and_ends_with_the_gate(tmp_path, tiny, repo
     assert plan["spent_seconds"] >= plan["eval_seconds"] + (MEASURED_STEPS - 1) * plan["step_seconds"] - 0.05
     assert plan["gate_cases"] == int(GATE_CASES) and plan["gate_seconds"] > 0 and plan["gate_seconds_actual"] > 0
     assert plan["max_steps"] >= MEASURED_STEPS
-    assert meta["metrics"]["steps"] == meta["resolved"]["max_steps"] == plan["max_steps"]
+    assert meta["resolved"]["max_steps"] == plan["max_steps"]
     assert meta["gate"]["verdict"] == TOO_FEW
     assert f"so {plan['max_steps']} steps" in printed and "gate: TOO FEW" in printed
-    # The schedule was built for the planned count: the cosine reaches zero exactly at its last step.
     last = [r for r in read_metrics(out / "metrics.jsonl") if r["split"] == "train"][-1]
-    assert last["step"] == plan["max_steps"] and last["lr"] == pytest.approx(0.0, abs=1e-12)
+    if "ended_early_at_step" in plan:  # a loaded machine: the steps got slower than measured
+        assert meta["metrics"]["steps"] == last["step"] == plan["ended_early_at_step"] < plan["max_steps"]
+    else:  # the schedule was built for the planned count: the cosine reaches zero exactly at its last step
+        assert meta["metrics"]["steps"] == last["step"] == plan["max_steps"]
+        assert last["lr"] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_a_run_behind_its_plan_is_late_only_when_the_rest_no_longer_fits():
+    plan = plan_budget(1200, 100, [5.0, 2.0, 2.0, 2.0], eval_seconds=10, eval_every=100, gate=GATE)
+    on_time = [2.0] * 5
+    assert not past_deadline(plan, 100, on_time)
+    # At the planned speed, the last planned step still fits, and the one after it would not.
+    training_end = plan.expected_seconds - plan.eval_seconds - plan.gate_seconds
+    assert not past_deadline(plan, training_end - 2.0, on_time)
+    assert past_deadline(plan, 1200 * SLACK - plan.eval_seconds - plan.gate_seconds, on_time)
+    # Three times slower: validation and gate will be too, so training must end much earlier.
+    slow = [6.0] * 5
+    cut = 1200 * SLACK - 6.0 - 3 * (plan.eval_seconds + plan.gate_seconds)
+    assert past_deadline(plan, cut + 1, slow) and not past_deadline(plan, cut - 1, slow)
+    assert not past_deadline(plan, 0, [])
+    # A validation after the next step counts too.
+    assert past_deadline(plan, cut - 1, slow, validates=True)
+
+
+def test_a_budget_run_that_gets_slower_ends_training_early_and_still_ends_with_the_gate(tmp_path, tiny, repo,
+                                                                                        monkeypatch, capsys):
+    """After planning, every forward pass "takes" 20 s more (a clock that jumps, so the test does
+    not depend on how loaded the machine running it is)."""
+    out = tmp_path / "out"
+    real_forward, real_clock = CausalLMLoss.forward, time.perf_counter
+    jumped = [0.0]
+
+    def slower_once_planned(self, *args, **kwargs):
+        if (out / "work" / "budget.json").is_file():
+            jumped[0] += 20.0  # another job took the CPU after the steps were timed
+        return real_forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(CausalLMLoss, "forward", slower_once_planned)
+    monkeypatch.setattr(time, "perf_counter", lambda: real_clock() + jumped[0])
+    assert main(train_args(repo, tiny, out, None, "--budget", "20m", "--gate-cases", GATE_CASES, gate=True)) == 0
+    printed = capsys.readouterr().err
+    meta = json.loads((out / ADAPTER_METADATA).read_text())
+    plan = meta["budget"]
+    assert plan["max_steps"] > MEASURED_STEPS + 100, plan  # planned at the real speed
+    assert MEASURED_STEPS <= plan["ended_early_at_step"] < MEASURED_STEPS + 60
+    assert meta["metrics"]["steps"] == plan["ended_early_at_step"]
+    assert meta["gate"]["verdict"] == TOO_FEW  # the gate still ran
+    assert plan["total_seconds_actual"] <= plan["budget_seconds"] * SLACK + 20
+    assert "training ends here" in printed and "the run took" in printed

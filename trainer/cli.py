@@ -110,9 +110,10 @@ def merge_with_saved_run(cfg: TrainConfig, typed: set[str]) -> TrainConfig:
     return cfg
 
 
-def end_with_gate(cfg: TrainConfig, report) -> None:
+def end_with_gate(cfg: TrainConfig, report, run_started: float | None = None) -> None:
     """The evaluation gate on the finished run: verdict printed and recorded in ghostframe.json.
-    Every verdict is a successful run; an adapter that does not win stays on disk, marked."""
+    Every verdict is a successful run; an adapter that does not win stays on disk, marked.
+    With a --budget, the time the whole run took (from `run_started`) is recorded and said."""
     from ghostframe.server.inference.model_loading import ADAPTER_METADATA
     from ghostframe.trainer.evaluation.gate import USE_IT, describe
     from ghostframe.trainer.evaluation.train_gate import finish_with_gate
@@ -126,8 +127,15 @@ def end_with_gate(cfg: TrainConfig, report) -> None:
     if budget:  # how the plan's estimate held up
         meta = json.loads(meta_path.read_text())
         meta["budget"]["gate_seconds_actual"] = round(time.perf_counter() - started, 2)
+        if run_started is not None:
+            meta["budget"]["total_seconds_actual"] = round(time.perf_counter() - run_started, 2)
         meta_path.write_text(json.dumps(meta, indent=2))
     report(describe(gate))
+    if budget and run_started is not None:
+        from ghostframe.trainer.training.budget import format_duration
+
+        report(f"budget {format_duration(budget['budget_seconds'])}: the run took "
+               f"{format_duration(time.perf_counter() - run_started)}")
     if (output / "gate" / "report.md").is_file():
         report(f"gate report: {output / 'gate' / 'report.md'}")
     if gate.verdict != USE_IT:
@@ -186,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"To continue: ghostframe-train --output {args.output} --resume", file=sys.stderr)
             return 130
         if final and cfg.gate:  # the main process only (the others return no metrics)
-            end_with_gate(cfg, lambda message: print(f"ghostframe-train: {message}", file=sys.stderr, flush=True))
+            end_with_gate(cfg, lambda message: print(f"ghostframe-train: {message}", file=sys.stderr, flush=True),
+                          started)
     except (CorpusError, CheckpointError, ModelLoadError, EvaluationError) as exc:
         print(f"ghostframe-train: error: {exc}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass
 MEASURED_STEPS = 4          # timed before planning; the first pays one-time costs and is left out of the mean
 GATE_SHARE = 0.5            # the gate may take at most this share of what is left; beyond it, fewer cases
 MIN_GATE_CASES = 30         # below this the gate gives no verdict (evaluation.gate.MIN_CASES)
+RECENT_STEPS = 5            # the step time that decides whether the run is behind its plan
+SLACK = 1.02                # the share of the budget a run may end up using before it is called late
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h)\s*$", re.IGNORECASE)
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600}
@@ -74,7 +76,7 @@ class BudgetPlan:
         stored = f", {self.gate_base_cached} base answers stored by earlier runs" if self.gate_base_cached else ""
         gate = (f"the gate on {self.gate_cases} held-out lines{stored} ≈ {format_duration(self.gate_seconds)}"
                 if self.gate_seconds else "no gate")
-        over = "" if self.expected_seconds <= self.budget_seconds * 1.02 else \
+        over = "" if self.expected_seconds <= self.budget_seconds * SLACK else \
             " (over budget: the time already spent and the gate leave no room for more steps)"
         return (f"budget {format_duration(self.budget_seconds)}: {format_duration(self.spent_seconds)} spent on "
                 f"data, model and measuring; {self.step_seconds:.2f} s per step (measured over "
@@ -107,3 +109,21 @@ def plan_budget(budget_seconds: float, spent_seconds: float, measured_step_secon
     expected = spent_seconds + extra * per_step + eval_seconds + gate_seconds
     return BudgetPlan(budget_seconds, spent_seconds, measured, step_seconds, eval_seconds, cases,
                       gate_seconds, max_steps, expected, min(gate.base_cached_cases, cases) if gate else 0)
+
+
+def past_deadline(plan: BudgetPlan, elapsed_seconds: float, recent_step_seconds: list[float],
+                  validates: bool = False) -> bool:
+    """True when one more step (and the validation after it, if `validates`) would leave too
+    little of the budget for the final validation and the gate: the machine became slower after
+    planning (another job started, the laptop throttled, checkpoints took longer than thought).
+
+    Their costs are scaled by how much slower the recent steps are than the measured ones, since
+    what slowed training down slows them too.
+    """
+    recent = recent_step_seconds[-RECENT_STEPS:]
+    if not recent:
+        return False
+    step = sum(recent) / len(recent)
+    slowdown = max(1.0, step / plan.step_seconds) if plan.step_seconds > 0 else 1.0
+    still_to_do = step + ((1 + validates) * plan.eval_seconds + plan.gate_seconds) * slowdown
+    return elapsed_seconds + still_to_do > plan.budget_seconds * SLACK

@@ -40,7 +40,7 @@ from ghostframe.trainer.training.checkpoints import (
 )
 from ghostframe.trainer.config import TrainConfig
 from ghostframe.trainer.training.benchmark import decoder_layer_index
-from ghostframe.trainer.training.budget import MEASURED_STEPS, BudgetPlan, GateTiming, plan_budget
+from ghostframe.trainer.training.budget import MEASURED_STEPS, BudgetPlan, GateTiming, past_deadline, plan_budget
 from ghostframe.trainer.data.corpus import CorpusError, CorpusOptions, DatasetSource, build_corpus
 from ghostframe.trainer.training.loss import CausalLMLoss, keytoken_ids
 from ghostframe.trainer.training.metrics import MetricsLog, perplexity, plot_losses, read_metrics
@@ -354,15 +354,26 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
     # Sums since the last logged train loss, divided by the steps actually summed (fewer after a resume).
     running_loss, running_steps, running_tokens, running_time = 0.0, 0, 0, 0.0
     step_times: list[float] = []  # of this process's steps, for --budget
-    stopped = False
+    planned_here = False          # a --budget plan made by this process, whose clock it keeps
+    stopped, ended_early = False, None
     with StopRequest(say) as stop:
         while progress.step < max_steps:
             step = progress.step
+            late = planned_here and past_deadline(plan, time.perf_counter() - run_started, step_times,
+                                                  validates=(step + 1) % cfg.eval_every == 0 and step + 1 < max_steps)
             if world > 1:
-                flag = torch.tensor([float(stop.requested)], device=accelerator.device)
-                stop.requested = bool(accelerator.reduce(flag, "max").item())
+                flags = accelerator.reduce(torch.tensor([float(stop.requested), float(late)],
+                                                        device=accelerator.device), "max")
+                stop.requested, late = bool(flags[0].item()), bool(flags[1].item())
             if stop.requested:
                 stopped = True
+                break
+            if late:
+                ended_early = step
+                if main:
+                    bar.write(f"ghostframe-train: step {step} of {max_steps}: the steps got slower than measured; "
+                              "training ends here so that the final validation and the gate still fit the budget",
+                              file=sys.stderr)
                 break
             started = time.perf_counter()
             step_loss = 0.0
@@ -395,6 +406,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
                 # --budget: the steps just timed decide how many fit; the schedule is rebuilt for
                 # that many, continuing from this step.
                 plan = _plan(cfg, paths, accelerator, run_started, step_times, eval_seconds, measure_gate)
+                planned_here = True
                 max_steps, warmup = plan.max_steps, _warmup(cfg, plan.max_steps)
                 scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, max_steps, last_epoch=progress.step - 1)
                 bar.total = max_steps
@@ -424,6 +436,11 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
             f"To continue: ghostframe-train --output {paths.output} --resume"
         )
 
+    if ended_early is not None and running_steps:
+        metrics.log(progress.step, "train", loss=running_loss / running_steps, lr=scheduler.get_last_lr()[0],
+                    tokens_per_second=running_tokens / running_time, tokens_seen=progress.tokens_seen,
+                    max_steps=progress.step)
+
     # 6. final evaluation and output
     valid_loss = evaluate(loss_module, valid_blocks, cfg, accelerator)
     if valid_loss is not None:
@@ -448,7 +465,8 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
     write_output(paths, accelerator.unwrap_model(loss_module).model, tokenizer, cfg, model_name, model_source,
                  fingerprint, data_report, final, {"max_steps": max_steps, "warmup_steps": warmup,
                                                    "learning_rate": learning_rate, "num_processes": world},
-                 plan.to_dict() if plan else None)
+                 {**plan.to_dict(), **({"ended_early_at_step": ended_early} if ended_early is not None else {})}
+                 if plan else None)
     plot_losses(paths.metrics, paths.plot)
     if valid_loss is not None:
         say(f"valid perplexity {final['valid_perplexity_before']:.2f} -> {final['valid_perplexity_after']:.2f}")
