@@ -158,3 +158,20 @@ def test_the_precision_asked_for_is_the_one_evaluated(evaluated, tmp_path, preci
     assert main([str(repo), "--model", str(TINY_MODEL), "--output", str(out), "--device", "cpu", "--per-file", "2",
                  "--max-new-tokens", "4", "--precision", precision, "--quiet"]) == 0
     assert json.loads((out / "results.json").read_text())["systems"][0]["precision"] == precision
+
+
+def test_reuse_answers_gives_the_base_its_stored_answers_and_the_adapter_new_ones(evaluated, tmp_path, capsys):
+    repo, adapter, _, _, results = evaluated
+    args = [str(repo), "--model", str(TINY_MODEL), "--device", "cpu", "--per-file", "6", "--max-new-tokens", "32",
+            "--threads", "1", "--quiet", "--reuse-answers"]
+    assert main([*args, "--output", str(tmp_path / "first")]) == 0
+    assert "answers reused" not in capsys.readouterr().err
+    assert main([*args, "--adapter", str(adapter), "--output", str(tmp_path / "second")]) == 0
+    assert "tiny: 6 of 6 answers reused from earlier runs" in capsys.readouterr().err
+    second = json.loads((tmp_path / "second" / "results.json").read_text())
+    base, tuned = second["systems"]
+    assert base["cached"] == 6 and not tuned.get("cached")
+    # The same answers as computing them: the first fixture run computed them without the store.
+    assert [p["prediction"] for p in base["predictions"]] == [p["prediction"] for p in results["systems"][0]["predictions"]]
+    assert main([*args, "--via-lsp", "--output", str(tmp_path / "x")]) == 1
+    assert "--reuse-answers works in process only" in capsys.readouterr().err

@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--via-lsp", action="store_true",
                    help="ask a real ghostframe server over stdio (textDocument/inlineCompletion) instead of in process")
     g.add_argument("--quiet", action="store_true", help="no progress bars")
+    g.add_argument("--reuse-answers", action="store_true",
+                   help="the base model reuses the answers (and latencies) that earlier runs stored for the same "
+                        "prompts, weights, settings and inference code (ghostframe-train's gate stores them), and "
+                        "stores its new ones; adapters are always evaluated afresh")
 
     x = p.add_argument_group("context (what the server adds to the prompt)")
     x.add_argument("--context", choices=CONTEXT_MODES, default="none",
@@ -108,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     from ghostframe.server.inference.model_loading import ModelLoadError
     from ghostframe.server.inference.quiet import quiet_libraries
     from ghostframe.trainer.data.corpus import CorpusError
+    from ghostframe.trainer.evaluation.answer_cache import AnswerCache
     from ghostframe.trainer.evaluation.predict import no_progress, tqdm_progress
     from ghostframe.trainer.evaluation.run import (
         EvalConfig, EvaluationError, Generation, evaluate, merge_results, split_warnings, systems_for,
@@ -132,9 +137,12 @@ def main(argv: list[str] | None = None) -> int:
                                   threads=args.threads, precision=ModelOptions.from_args(args).cpu_precision),
             via_lsp=args.via_lsp, context=args.context, column_lines=args.column_lines,
         )
+        if args.reuse_answers and args.via_lsp:
+            raise EvaluationError("--reuse-answers works in process only, not with --via-lsp")
         for warning in split_warnings(cfg):
             say(f"warning: {warning}")
-        results = evaluate(cfg, no_progress if args.quiet else tqdm_progress, say)
+        results = evaluate(cfg, no_progress if args.quiet else tqdm_progress, say,
+                           cache=AnswerCache() if args.reuse_answers else None)
     except (EvaluationError, CorpusError, ModelLoadError) as exc:
         say(f"error: {exc}")
         return 1
