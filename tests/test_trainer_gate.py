@@ -252,3 +252,31 @@ def test_a_budget_run_that_gets_slower_ends_training_early_and_still_ends_with_t
     assert meta["gate"]["verdict"] == TOO_FEW  # the gate still ran
     assert plan["total_seconds_actual"] <= plan["budget_seconds"] * SLACK + 20
     assert "training ends here" in printed and "the run took" in printed
+
+
+def test_a_run_on_a_json_lines_data_set_ends_with_the_gate_on_its_held_out_records(tmp_path, tiny, repo, capsys):
+    """The course's recipe: a codeparrot-shaped data set (repo_name, path, content), filtered,
+    scrubbed, deduplicated and split like folders, ends with the same gate on its held-out records."""
+    from ghostframe.trainer.data.split import VALID, split_of
+
+    records = tmp_path / "corpus.jsonl"
+    with records.open("w") as sink:
+        for path in sorted(repo.rglob("*.py")):
+            sink.write(json.dumps({"repo_name": "someone/analysis", "path": path.relative_to(repo).as_posix(),
+                                   "content": path.read_text()}) + "\n")
+        sink.write(json.dumps({"repo_name": "someone/tools", "path": "cli.py", "content": "import os\n"}) + "\n")
+    out = tmp_path / "out"
+    args = train_args(repo, tiny, out, 4, "--gate-cases", GATE_CASES, gate=True)
+    args[args.index(str(repo))] = "--dataset"
+    args.insert(args.index("--dataset") + 1, str(records))
+    assert main(args) == 0
+    printed = capsys.readouterr().err
+    meta = json.loads((out / ADAPTER_METADATA).read_text())
+    assert meta["config"]["datasets"][0]["name_or_path"] == str(records) and meta["config"]["sources"] == []
+    kept = (out / "work" / "data" / "train.jsonl").read_text() + (out / "work" / "data" / "valid.jsonl").read_text()
+    assert "someone/analysis/" in kept and "someone/tools/cli.py" not in kept  # the filter ran on the records
+    results = json.loads((out / "gate" / "results.json").read_text())
+    held_out = {c["file"] for c in results["cases"]}
+    assert held_out and all(split_of(f) == VALID for f in held_out)
+    assert all(f.startswith("someone/analysis/") for f in held_out)
+    assert meta["gate"]["verdict"] == TOO_FEW and "gate: TOO FEW" in printed
