@@ -101,6 +101,11 @@ def test_cases_come_only_from_valid_files_that_pass_the_filter(tmp_path):
     assert {c.id for c in first.cases} <= {c.id for c in more.cases}
     capped = load_cases([root], options=options, per_file=4, max_cases=5, seed=1)
     assert len(capped.cases) == 5 and {c.id for c in capped.cases} <= {c.id for c in first.cases}
+    # a smaller sample is part of a larger one (a gate cut down by --budget reuses stored answers)
+    for smaller, larger in ((2, 5), (5, 9), (3, len(first.cases) - 1)):
+        few = load_cases([root], options=options, per_file=4, max_cases=smaller, seed=1)
+        many = load_cases([root], options=options, per_file=4, max_cases=larger, seed=1)
+        assert len(few.cases) == smaller and {c.id for c in few.cases} < {c.id for c in many.cases}
 
 
 @pytest.mark.parametrize("prediction, reference, exact", [

@@ -143,7 +143,8 @@ def sample_cases(
 ) -> CaseSet:
     """Cases from the valid files among `files`; train files are never looked at.
 
-    With `max_cases`, a seeded random subset of that size is kept (in file and line order).
+    With `max_cases`, a seeded random subset of that size is kept (in file and line order); a
+    smaller `max_cases` keeps a subset of what a larger one keeps.
     """
     valid = [f for f in files if f.split == VALID]
     names = _display_names(valid)
@@ -156,7 +157,11 @@ def sample_cases(
         else:
             cases.extend(found)
     if max_cases is not None and len(cases) > max_cases:
-        keep = set(random.Random(seed).sample(range(len(cases)), max_cases))
+        # The first `max_cases` of one seeded order, so a smaller sample is part of a larger one
+        # (a gate cut down by --budget finds the base answers stored for the full one). Up to
+        # about 1,000 candidates this keeps the 200 that sample(range(n), 200) chose before.
+        order = random.Random(seed).sample(range(len(cases)), len(cases))
+        keep = set(order[:max_cases])
         cases = [case for i, case in enumerate(cases) if i in keep]
     return CaseSet(cases, [names[id(f)] for f in valid], unparsable, {})
 
