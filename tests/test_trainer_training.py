@@ -224,12 +224,14 @@ def test_chunked_loss_equals_the_models_own_loss_and_keytokens_weigh_more(tiny):
     assert keys and len(keys) >= 4  # plt, pd, fit, predict... are single tokens in the test tokenizer
     weighted = CausalLMLoss(model, keytoken_ids=keys, keytoken_weight=1.0)
     batch = ids.clone()
-    batch[0, :10] = keys[0]  # the first sample is full of key tokens
-    per_sample = weighted.token_losses(batch).mean(dim=1)
-    counts = torch.isin(batch, torch.tensor(keys)).sum(dim=1).float()
-    w = 1 + counts
-    torch.testing.assert_close(weighted(batch), (per_sample * w).sum() / w.sum())
-    torch.testing.assert_close(weighted(batch, weighted=False), per_sample.mean())
+    batch[0, :10] = keys[0]  # the first sample starts with key tokens
+    tokens = weighted.token_losses(batch)
+    w = 1 + torch.isin(batch[:, 1:], torch.tensor(keys)).float()  # the predicted token decides
+    torch.testing.assert_close(weighted(batch), (tokens * w).sum() / w.sum())
+    torch.testing.assert_close(weighted(batch, weighted=False), tokens.mean())
+    # It weighs within one sample too: at batch size 1 (the CPU default) it is not the plain loss.
+    one = batch[:1]
+    assert not torch.allclose(weighted(one), weighted(one, weighted=False))
 
 
 def test_keytoken_weighted_training_runs(tmp_path, tiny, repo):

@@ -97,7 +97,8 @@ class TrainConfig:
         0, "adapt only the top N decoder layers (0: all). Backward then stops at the lowest adapted layer, "
         "so a step costs less: the layers below only run forward", type=int)
     keytoken_weight: float = option(
-        0.0, "weigh samples by 1 + W x (key tokens plt, pd, sk, fit, predict... in them), as in the HF course",
+        0.0, "key tokens (plt, pd, sk, fit, predict...) weigh 1 + W in the loss, after the HF course (which "
+        "weighs whole samples; per token it also works at batch size 1)",
         type=float)
     keytokens: list[str] = option(None, "comma-separated key words for --keytoken-weight",
                                   factory=lambda: list(DEFAULT_KEYTOKENS), type=comma_list)
