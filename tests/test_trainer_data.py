@@ -369,3 +369,18 @@ def test_a_notebook_is_judged_by_the_size_of_its_code_not_of_its_saved_outputs(t
     # The server's workspace index reads files by the same rule.
     assert "df.plot()" in read_source_file(repo / "plots.ipynb", 5000)
     assert read_source_file(repo / "huge_code.ipynb", 5000) is None
+
+
+def test_corpus_options_come_from_a_training_configuration_in_one_place():
+    import dataclasses
+
+    from ghostframe.trainer.config import TrainConfig
+
+    cfg = TrainConfig(keywords=["polars"], filter_keywords=False, max_file_bytes=5, near_dedup_threshold=None,
+                      valid_fraction=0.3)
+    expected = CorpusOptions(keywords=("polars",), filter_keywords=False, max_file_bytes=5, near_dedup_threshold=None,
+                             valid_fraction=0.3)
+    assert CorpusOptions.from_config(dataclasses.asdict(cfg)) == expected
+    saved = json.loads(json.dumps(dataclasses.asdict(cfg)))  # as ghostframe.json holds it
+    assert CorpusOptions.from_config(saved) == expected
+    assert CorpusOptions.from_config({"valid_fraction": 0.2}) == CorpusOptions(valid_fraction=0.2)

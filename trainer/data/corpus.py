@@ -11,11 +11,12 @@ the same files, and the same split, that training saw.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Any, Iterable, Iterator, Mapping
 
 from ghostframe.trainer.data.dedup import DEFAULT_NEAR_THRESHOLD, Deduplicator
 from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, raw_size_limit, source_text
@@ -48,6 +49,16 @@ class CorpusOptions:
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     near_dedup_threshold: float | None = DEFAULT_NEAR_THRESHOLD
     valid_fraction: float = DEFAULT_VALID_FRACTION
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> "CorpusOptions":
+        """The options a training configuration names (a TrainConfig's fields, or the `config` a
+        run saved in ghostframe.json); a missing key keeps its default."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        chosen = {k: v for k, v in config.items() if k in fields}
+        if "keywords" in chosen:
+            chosen["keywords"] = tuple(chosen["keywords"])
+        return cls(**chosen)
 
 
 @dataclass

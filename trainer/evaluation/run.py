@@ -77,18 +77,7 @@ def run_sources(adapter: str) -> tuple[list[str], list[DatasetSource], CorpusOpt
     dataset_names = {d["name_or_path"] for d in config.get("datasets", [])}
     folders = [f for f in folders if f not in dataset_names]
     datasets = [DatasetSource(**d) for d in config.get("datasets", [])]
-    return folders, datasets, options_of(config)
-
-
-def options_of(config: dict) -> CorpusOptions:
-    defaults = CorpusOptions()
-    return CorpusOptions(
-        keywords=tuple(config.get("keywords", defaults.keywords)),
-        filter_keywords=config.get("filter_keywords", defaults.filter_keywords),
-        max_file_bytes=config.get("max_file_bytes", defaults.max_file_bytes),
-        near_dedup_threshold=config.get("near_dedup_threshold", defaults.near_dedup_threshold),
-        valid_fraction=config.get("valid_fraction", defaults.valid_fraction),
-    )
+    return folders, datasets, CorpusOptions.from_config(config)
 
 
 def split_warnings(cfg: EvalConfig) -> list[str]:
@@ -102,7 +91,7 @@ def split_warnings(cfg: EvalConfig) -> list[str]:
         config = meta.get("config")
         if not config:
             continue
-        trained = options_of(config)
+        trained = CorpusOptions.from_config(config)
         for name in ("valid_fraction", "keywords", "filter_keywords", "near_dedup_threshold"):
             if getattr(trained, name) != getattr(cfg.options, name):
                 out.append(f"{system.label} was trained with {name}={getattr(trained, name)!r}, "

@@ -10,6 +10,7 @@ the new adapter.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -48,9 +49,7 @@ def measure_gate_cost(cfg: TrainConfig, report=lambda _: None, cache: AnswerCach
     """Time what the gate does, on a small scale: read the held-out cases and add their context,
     load the base model as the server does, complete TIMED_CASES of them, and count the cases
     whose base answers are cached. Returns evaluation-free numbers (training.budget.GateTiming's fields)."""
-    options = CorpusOptions(keywords=tuple(cfg.keywords), filter_keywords=cfg.filter_keywords,
-                            max_file_bytes=cfg.max_file_bytes, near_dedup_threshold=cfg.near_dedup_threshold,
-                            valid_fraction=cfg.valid_fraction)
+    options = CorpusOptions.from_config(dataclasses.asdict(cfg))
     datasets = [DatasetSource(**d) for d in cfg.datasets]
     started = time.perf_counter()
     case_set = load_cases(cfg.sources, datasets, options, DEFAULT_PER_FILE, cfg.gate_cases, DEFAULT_SEED,

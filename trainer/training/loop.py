@@ -10,6 +10,7 @@ uninterrupted run would. `accelerate launch` runs the same code on several GPUs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import platform
@@ -117,13 +118,7 @@ def prepare_data(cfg: TrainConfig, paths: RunPaths, report: Reporter) -> dict:
     if (paths.data / "data_report.json").is_file():
         report(f"reusing the corpus prepared in {paths.data}")
         return json.loads((paths.data / "data_report.json").read_text())
-    options = CorpusOptions(
-        keywords=tuple(cfg.keywords),
-        filter_keywords=cfg.filter_keywords,
-        max_file_bytes=cfg.max_file_bytes,
-        near_dedup_threshold=cfg.near_dedup_threshold,
-        valid_fraction=cfg.valid_fraction,
-    )
+    options = CorpusOptions.from_config(dataclasses.asdict(cfg))
     report("reading sources: " + ", ".join(cfg.sources + [d["name_or_path"] for d in cfg.datasets]))
     data_report = build_corpus(
         paths.data, cfg.sources, [DatasetSource(**d) for d in cfg.datasets], options, exclude=(paths.output,)
