@@ -63,3 +63,14 @@ def test_resume_takes_untyped_options_from_the_saved_run(tmp_path):
     cfg = merge_with_saved_run(config_from_args(build_parser().parse_args(argv)), typed_fields(argv))
     assert (cfg.sources, cfg.lora_r, cfg.keywords, cfg.log_every, cfg.resume) == (["s"], 8, ["torch"], 5, True)
     assert json.loads(cfg.to_json())["lora_r"] == 8
+
+
+def test_device_defaults_are_the_measured_recipe_unless_given():
+    from ghostframe.trainer.config import DEFAULT_LORA_LR
+
+    assert TrainConfig().for_device("cpu").batch_size == 1  # the CPU recipe: one 1,024-token block per step
+    assert TrainConfig().for_device("cuda:0").batch_size == 8
+    assert TrainConfig(batch_size=3).for_device("cpu").batch_size == 3
+    assert TrainConfig().resolved_learning_rate() == DEFAULT_LORA_LR == 4e-4
+    assert TrainConfig(full=True).resolved_learning_rate() == 5e-5
+    assert TrainConfig(learning_rate=1e-3).resolved_learning_rate() == 1e-3

@@ -52,6 +52,13 @@ def _threshold(value: str) -> float | None:
 _MODEL_OPTIONS = {f.name: f for f in dataclasses.fields(ModelOptions)}
 
 
+# Measured on the 2-core AVX2 CPU (README, "What training buys on a CPU"): LoRA at 4e-4 on one
+# 1,024-token block per step. A GPU keeps batches of 8 (its throughput benchmark; quality not measured there).
+DEFAULT_BATCH_SIZE = {"cpu": 1, "cuda": 8}
+DEFAULT_LORA_LR = 4e-4
+DEFAULT_FULL_LR = 5e-5
+
+
 @dataclass
 class TrainConfig:
     output: str = option("", "folder for the adapter, metrics and checkpoints", "--output", "-o", group="run")
@@ -74,15 +81,17 @@ class TrainConfig:
                                    group="data", type=training_valid_fraction)
     context_length: int = option(1024, "tokens per training block", group="data", type=int)
     # optimisation
-    batch_size: int = option(8, "blocks per device per micro-batch", type=int)
+    batch_size: int | None = option(
+        None, "blocks per device per micro-batch (default: 8 on a GPU; 1 on the CPU, where more and smaller "
+        "steps learned more per minute)", type=int)
     grad_accum: int = option(1, "micro-batches per optimizer step", type=int)
     max_steps: int | None = option(None, "optimizer steps (default: one pass over the data)", type=int)
     budget: float | None = option(
         None, "wall-clock time for the whole run, like 90s, 20m or 1.5h: picks the steps from measured step "
         "and gate timings so that data, training and the gate fit (instead of --max-steps)",
         type=parse_duration, metavar="TIME")
-    learning_rate: float | None = option(None, "default 2e-4 (LoRA) or 5e-5 (--full)", "--learning-rate", "--lr",
-                                         type=float)
+    learning_rate: float | None = option(None, f"default {DEFAULT_LORA_LR:g} (LoRA) or {DEFAULT_FULL_LR:g} (--full)",
+                                         "--learning-rate", "--lr", type=float)
     weight_decay: float = option(0.01, "AdamW weight decay", type=float)
     warmup_steps: int | None = option(None, "default 5%% of the steps", type=int)
     max_grad_norm: float = option(1.0, "gradient clipping norm (0: none)", type=float)
@@ -125,6 +134,15 @@ class TrainConfig:
                           action="store_true")
     overwrite: bool = option(False, "discard an earlier run in --output", group="bookkeeping", action="store_true")
     quiet: bool = option(False, "no progress bar", group="bookkeeping", action="store_true")
+
+    def for_device(self, device: str) -> "TrainConfig":
+        """This configuration with the device's defaults filled in where no value was given."""
+        if self.batch_size is not None:
+            return self
+        return dataclasses.replace(self, batch_size=DEFAULT_BATCH_SIZE["cuda" if device.startswith("cuda") else "cpu"])
+
+    def resolved_learning_rate(self) -> float:
+        return self.learning_rate or (DEFAULT_FULL_LR if self.full else DEFAULT_LORA_LR)
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -75,6 +75,7 @@ def run_benchmark(cfg: TrainConfig, steps: int = 10, warmup_steps: int = 3, rand
     from ghostframe.trainer.training.loop import build_model
 
     device, dtype = pick_device(cfg.device)
+    cfg = cfg.for_device(device)
     report = lambda m: print(f"ghostframe-train: {m}", file=sys.stderr, flush=True)  # noqa: E731
     if random_shape:
         import tempfile

@@ -255,6 +255,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
 
     paths = RunPaths(Path(cfg.output).expanduser().resolve())
     device, dtype = pick_device(cfg.device)
+    cfg = cfg.for_device(device)
     accelerator = Accelerator(cpu=device == "cpu", mixed_precision="bf16" if device == "cuda" else "no")
     main = accelerator.is_main_process
     say = report if main else (lambda _: None)
@@ -307,7 +308,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
     if cfg.compile:
         loss_module.compile_decoder()
     loss_module.to(accelerator.device)  # before the optimizer, so fused AdamW sees CUDA parameters
-    learning_rate = cfg.learning_rate or (5e-5 if cfg.full else 2e-4)
+    learning_rate = cfg.resolved_learning_rate()
     trainable = [p for p in model.parameters() if p.requires_grad]
     decay = [p for p in trainable if p.ndim >= 2]
     no_decay = [p for p in trainable if p.ndim < 2]
