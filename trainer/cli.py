@@ -126,16 +126,17 @@ def end_with_gate(cfg: TrainConfig, report, run_started: float | None = None) ->
     gate = finish_with_gate(cfg, budget["gate_cases"] if budget and budget["gate_cases"] else None, report)
     if budget:  # how the plan's estimate held up
         meta = json.loads(meta_path.read_text())
-        meta["budget"]["gate_seconds_actual"] = round(time.perf_counter() - started, 2)
+        finished = time.perf_counter()
+        meta["budget"]["gate_seconds_actual"] = round(finished - started, 2)
         if run_started is not None:
-            meta["budget"]["total_seconds_actual"] = round(time.perf_counter() - run_started, 2)
+            meta["budget"]["total_seconds_actual"] = round(finished - run_started, 2)
         meta_path.write_text(json.dumps(meta, indent=2))
     report(describe(gate))
     if budget and run_started is not None:
         from ghostframe.trainer.training.budget import format_duration
 
         report(f"budget {format_duration(budget['budget_seconds'])}: the run took "
-               f"{format_duration(time.perf_counter() - run_started)}")
+               f"{format_duration(meta['budget']['total_seconds_actual'])}")
     if (output / "gate" / "report.md").is_file():
         report(f"gate report: {output / 'gate' / 'report.md'}")
     if gate.verdict != USE_IT:

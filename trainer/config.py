@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ghostframe.server.inference.context import CONTEXT_MODES
 from ghostframe.server.inference.model_options import ModelOptions
+from ghostframe.trainer.data.corpus import CorpusOptions, DatasetSource
 from ghostframe.trainer.data.dedup import DEFAULT_NEAR_THRESHOLD
 from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
 from ghostframe.trainer.training.budget import parse_duration
@@ -143,6 +144,12 @@ class TrainConfig:
 
     def resolved_learning_rate(self) -> float:
         return self.learning_rate or (DEFAULT_FULL_LR if self.full else DEFAULT_LORA_LR)
+
+    def corpus_options(self) -> CorpusOptions:
+        return CorpusOptions.from_config(dataclasses.asdict(self))
+
+    def dataset_sources(self) -> list[DatasetSource]:
+        return [DatasetSource(**d) for d in self.datasets]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2)

@@ -10,7 +10,6 @@ the new adapter.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
 from pathlib import Path
@@ -19,7 +18,6 @@ from ghostframe.server.inference.context import context_mode
 from ghostframe.server.inference.model_loading import ADAPTER_METADATA
 from ghostframe.server.lsp.settings import Settings
 from ghostframe.trainer.config import TrainConfig
-from ghostframe.trainer.data.corpus import CorpusOptions, DatasetSource
 from ghostframe.trainer.evaluation.answer_cache import AnswerCache
 from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED, load_cases
 from ghostframe.trainer.evaluation.context import apply_context
@@ -49,8 +47,7 @@ def measure_gate_cost(cfg: TrainConfig, report=lambda _: None, cache: AnswerCach
     """Time what the gate does, on a small scale: read the held-out cases and add their context,
     load the base model as the server does, complete TIMED_CASES of them, and count the cases
     whose base answers are cached. Returns evaluation-free numbers (training.budget.GateTiming's fields)."""
-    options = CorpusOptions.from_config(dataclasses.asdict(cfg))
-    datasets = [DatasetSource(**d) for d in cfg.datasets]
+    options, datasets = cfg.corpus_options(), cfg.dataset_sources()
     started = time.perf_counter()
     case_set = load_cases(cfg.sources, datasets, options, DEFAULT_PER_FILE, cfg.gate_cases, DEFAULT_SEED,
                           DEFAULT_MIN_CHARS)

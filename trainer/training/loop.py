@@ -10,7 +10,6 @@ uninterrupted run would. `accelerate launch` runs the same code on several GPUs.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 import platform
@@ -42,7 +41,7 @@ from ghostframe.trainer.training.checkpoints import (
 from ghostframe.trainer.config import TrainConfig
 from ghostframe.trainer.training.benchmark import decoder_layer_index
 from ghostframe.trainer.training.budget import MEASURED_STEPS, BudgetPlan, GateTiming, past_deadline, plan_budget
-from ghostframe.trainer.data.corpus import CorpusError, CorpusOptions, DatasetSource, build_corpus
+from ghostframe.trainer.data.corpus import CorpusError, build_corpus
 from ghostframe.trainer.training.loss import CausalLMLoss, keytoken_ids
 from ghostframe.trainer.training.metrics import MetricsLog, perplexity, plot_losses, read_metrics
 from ghostframe.trainer.data.packing import packed_blocks
@@ -118,10 +117,9 @@ def prepare_data(cfg: TrainConfig, paths: RunPaths, report: Reporter) -> dict:
     if (paths.data / "data_report.json").is_file():
         report(f"reusing the corpus prepared in {paths.data}")
         return json.loads((paths.data / "data_report.json").read_text())
-    options = CorpusOptions.from_config(dataclasses.asdict(cfg))
     report("reading sources: " + ", ".join(cfg.sources + [d["name_or_path"] for d in cfg.datasets]))
     data_report = build_corpus(
-        paths.data, cfg.sources, [DatasetSource(**d) for d in cfg.datasets], options, exclude=(paths.output,)
+        paths.data, cfg.sources, cfg.dataset_sources(), cfg.corpus_options(), exclude=(paths.output,)
     )
     report(data_report.summary())
     return data_report.to_dict()
@@ -349,6 +347,18 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
                desc="training", unit="step", dynamic_ncols=True)
     # Sums since the last logged train loss, divided by the steps actually summed (fewer after a resume).
     running_loss, running_steps, running_tokens, running_time = 0.0, 0, 0, 0.0
+
+    def log_train_loss(total_steps: int) -> None:
+        nonlocal running_loss, running_steps, running_tokens, running_time
+        metrics.log(progress.step, "train", loss=running_loss / running_steps, lr=scheduler.get_last_lr()[0],
+                    tokens_per_second=running_tokens / running_time, tokens_seen=progress.tokens_seen,
+                    max_steps=total_steps)  # editors show "step N/M" and the time left
+        running_loss, running_steps, running_tokens, running_time = 0.0, 0, 0, 0.0
+
+    def validates_after(step: int) -> bool:
+        """Whether a mid-run validation follows optimizer step number `step`."""
+        return step % cfg.eval_every == 0 and step < max_steps
+
     step_times: list[float] = []  # of this process's steps, for --budget
     planned_here = False          # a --budget plan made by this process, whose clock it keeps
     stopped, ended_early = False, None
@@ -356,7 +366,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
         while progress.step < max_steps:
             step = progress.step
             late = planned_here and past_deadline(plan, time.perf_counter() - run_started, step_times,
-                                                  validates=(step + 1) % cfg.eval_every == 0 and step + 1 < max_steps)
+                                                  validates=validates_after(step + 1))
             if world > 1:
                 flags = accelerator.reduce(torch.tensor([float(stop.requested), float(late)],
                                                         device=accelerator.device), "max")
@@ -410,11 +420,8 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
                 if main:
                     bar.write(f"ghostframe-train: {plan.describe()}", file=sys.stderr)
             if progress.step % cfg.log_every == 0 or progress.step == max_steps:
-                metrics.log(progress.step, "train", loss=running_loss / running_steps, lr=scheduler.get_last_lr()[0],
-                            tokens_per_second=running_tokens / running_time, tokens_seen=progress.tokens_seen,
-                            max_steps=max_steps)  # editors show "step N/M" and the time left
-                running_loss, running_steps, running_tokens, running_time = 0.0, 0, 0, 0.0
-            if progress.step % cfg.eval_every == 0 and progress.step < max_steps:
+                log_train_loss(max_steps)
+            if validates_after(progress.step):
                 valid_loss = evaluate(loss_module, valid_blocks, cfg, accelerator)
                 if valid_loss is not None:
                     metrics.log(progress.step, "valid", loss=valid_loss, perplexity=perplexity(valid_loss))
@@ -433,9 +440,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
         )
 
     if ended_early is not None and running_steps:
-        metrics.log(progress.step, "train", loss=running_loss / running_steps, lr=scheduler.get_last_lr()[0],
-                    tokens_per_second=running_tokens / running_time, tokens_seen=progress.tokens_seen,
-                    max_steps=progress.step)
+        log_train_loss(progress.step)
 
     # 6. final evaluation and output
     valid_loss = evaluate(loss_module, valid_blocks, cfg, accelerator)

@@ -106,7 +106,7 @@ class _Evaluator:
             return "".join(self.value(v.value) if isinstance(v, ast.FormattedValue) else self.value(v)
                            for v in node.values if not (isinstance(v, ast.FormattedValue) and v.format_spec))
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Div):
-            return posixpath.join(self.value(node.left), self.value(node.right))
+            return self.join([node.left, node.right])
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
             return self.value(node.left) + self.value(node.right)
         if isinstance(node, ast.Attribute) and node.attr == "parent":
@@ -130,7 +130,7 @@ class _Evaluator:
             if node.func.attr in _SAME_METHODS and not node.args:
                 return self.value(owner)
             if node.func.attr == "joinpath":
-                return posixpath.join(self.value(owner), *(self.value(a) for a in node.args))
+                return self.join([owner, *node.args])
         raise _Unknown
 
 
