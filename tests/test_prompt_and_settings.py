@@ -94,3 +94,18 @@ def test_settings_camel_case_and_fallbacks():
     # a missing key keeps the current value
     current = Settings(max_new_tokens=20)
     assert parse_settings({"multiline": False}, current)[0] == Settings(max_new_tokens=20, multiline=False)
+
+
+def test_far_notes_keep_the_most_lines_that_fit(tokenizer):
+    from ghostframe.server.inference.prompt import _encode, _whole_lines_within
+
+    lines = [f"# data/table_{i}.csv columns: {', '.join(f'c{j}' for j in range(i % 7 + 1))}\n" for i in range(60)]
+    text = "".join(lines)
+    for budget in (0, 5, 37, 200, 10_000):
+        ids = _whole_lines_within(tokenizer, text, budget)
+        assert len(ids) <= budget
+        kept = tokenizer.decode(ids)
+        assert text.endswith(kept) and (not kept or kept.startswith("# data/"))
+        dropped = len(lines) - kept.count("\n")
+        if dropped:  # one more line would not have fit
+            assert len(_encode(tokenizer, "".join(lines[dropped - 1:]))) > budget
