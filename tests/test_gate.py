@@ -67,3 +67,17 @@ def test_bootstrap_interval_covers_the_mean_and_is_reproducible():
     gain = paired_bootstrap(base, adapter, seed=7)
     assert gain.low < gain.mean < gain.high
     assert paired_bootstrap(base, adapter, seed=7) == gain
+
+
+def test_the_gate_cost_is_timed_on_cases_spread_over_prompt_sizes():
+    from ghostframe.trainer.evaluation.cases import Case
+    from ghostframe.trainer.evaluation.train_gate import timing_sample
+
+    # Samples start with short prompts (lines near the top of their files); timing those alone
+    # made a 30-minute budget take 35.
+    cases = [Case("f.py", i, "", "x", "a = 1\n" * i, "") for i in range(100)]
+    picked = timing_sample(cases, 4)
+    assert [c.line for c in picked] == [12, 37, 62, 87]
+    assert abs(sum(len(c.before) for c in picked) / 4 - sum(len(c.before) for c in cases) / 100) < 10
+    snippets = Case("g.py", 0, "", "x", "", "", snippets=("b = 2\n" * 500,))
+    assert timing_sample(cases[:3] + [snippets], 1) == [cases[2]] and timing_sample([snippets], 4) == [snippets]

@@ -19,11 +19,11 @@ from ghostframe.server.inference.model_loading import ADAPTER_METADATA
 from ghostframe.server.lsp.settings import Settings
 from ghostframe.trainer.config import TrainConfig
 from ghostframe.trainer.evaluation.answer_cache import AnswerCache
-from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED, load_cases
+from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED, Case, load_cases
 from ghostframe.trainer.evaluation.context import apply_context
 from ghostframe.trainer.evaluation.predict import EvaluationError, Generation, System, predict_in_process
 
-TIMED_CASES = 2  # completions timed for the estimate, after the warm-up one
+TIMED_CASES = 4  # completions timed for the estimate, after the warm-up one, spread over prompt sizes
 
 
 def gate_prompt_tokens(cfg: TrainConfig) -> int:
@@ -43,6 +43,22 @@ def _generation(cfg: TrainConfig) -> Generation:
     return Generation(device=cfg.device, max_prompt_tokens=gate_prompt_tokens(cfg))
 
 
+def _prompt_chars(case: Case) -> int:
+    return len(case.before) + sum(map(len, case.snippets)) + sum(len(note) for _, note in case.notes)
+
+
+def timing_sample(cases: list[Case], count: int = TIMED_CASES) -> list[Case]:
+    """`count` cases whose prompts are spread evenly over the prompt sizes of all of them.
+
+    A case costs about its prompt's prefill, so their mean time stands for the mean case.
+    The first cases of a sample do not: a default run timed two short ones and its 30-minute
+    budget took 35 (the gate ran 820 s against an estimate of 420).
+    """
+    by_size = sorted(cases, key=_prompt_chars)
+    count = min(count, len(by_size))
+    return [by_size[int((i + 0.5) * len(by_size) / count)] for i in range(count)]
+
+
 def measure_gate_cost(cfg: TrainConfig, report=lambda _: None, cache: AnswerCache | None = None) -> dict:
     """Time what the gate does, on a small scale: read the held-out cases and add their context,
     load the base model as the server does, complete TIMED_CASES of them, and count the cases
@@ -58,7 +74,7 @@ def measure_gate_cost(cfg: TrainConfig, report=lambda _: None, cache: AnswerCach
         return {"available_cases": 0, "read_seconds": read_seconds, "load_seconds": 0.0, "case_seconds": 0.0}
     started = time.perf_counter()
     # Timed for real (no cache): the adapter will answer every case at this speed.
-    predictions, info = predict_in_process(System("base", cfg.model or ""), cases[:TIMED_CASES],
+    predictions, info = predict_in_process(System("base", cfg.model or ""), timing_sample(cases),
                                            _generation(cfg), report=report, cache=None)
     total = time.perf_counter() - started
     case_seconds = sum(p.seconds for p in predictions) / len(predictions)
