@@ -237,3 +237,46 @@ def test_a_call_still_being_typed(tmp_path):
     (tmp_path / "sales.csv").write_text("region,revenue\n")
     for text in ("D = 'sales.csv'\ndf = pd.read_csv(D, ", "df = pd.read_csv('sales.csv'", "df = pd.read_csv(\n    'sales.csv',\n"):
         assert notes(text, tmp_path)[0][1] == "# sales.csv columns: region, revenue", text
+
+
+def test_reads_through_the_files_own_loader_are_noted_at_each_call(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sales.csv").write_text("region;revenue\nnorth;12\n")
+    (tmp_path / "costs.csv").write_text("item;cost\n")
+    (tmp_path / "outside.csv").write_text("ssn;salary\n")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    (workspace / "data").symlink_to(tmp_path / "data")  # a link out of the workspace
+    text = ("import pandas as pd\nfrom pathlib import Path\n"
+            "DATA = Path('data')\n"
+            "def load(name, *, folder=DATA):\n"
+            "    '''Read one of our tables.'''\n"
+            "    frame = pd.read_csv(folder / name, sep=';')\n"
+            "    return frame.dropna()\n"
+            "\n"
+            "def load_path(path='costs.csv'):\n"
+            "    return pd.read_csv(path, sep=';')\n"
+            "\n"
+            "sales = load('sales.csv')\n"                  # 11
+            "costs = load_path()\n"                        # 12
+            "again = load_path(path='data/sales.csv')\n"   # 13
+            "unknown = load(names[0])\n"
+            "spread = load(*names)\n"
+            "other = reader.load('sales.csv')\n"           # a method of something else
+            "sales['")
+    sales, costs = "# sales.csv columns: region, revenue", "# costs.csv columns: item, cost"
+    assert notes(text, tmp_path) == ((11, sales), (12, costs), (13, sales))
+    assert "north" not in str(notes(text, tmp_path))
+    assert notes(text, workspace) == ()  # never outside the workspace, through a loader either
+    assert {r.arguments.strip() for r in find_reads(text)} == {"sep=';'"}
+
+
+def test_a_loader_is_only_the_function_around_the_read_and_not_a_method(tmp_path):
+    (tmp_path / "a.csv").write_text("x,y\n")
+    ended = "def load(path):\n    return path\npath = SOMEWHERE\ndf = pd.read_csv(path)\nload('a.csv')\n"
+    assert notes(ended, tmp_path) == ()  # the read is below the function, not in it
+    method = "class Store:\n    def load(self, path):\n        return pd.read_csv(path)\nload('a.csv')\n"
+    assert notes(method, tmp_path) == ()
+    nested = "def outer():\n    def load(p):\n        return pd.read_csv(p)\n    return load('a.csv')\n"
+    assert notes(nested, tmp_path) == ((3, "# a.csv columns: x, y"),)
+    assert find_reads("def load(p):\n    return pd.read_csv(p)\nload(p='a.csv'") == []  # a call being typed

@@ -2,7 +2,8 @@
 
 `workspace_index` keeps the workspace's Python files as chunks and top-level definitions,
 `retrieval` picks snippets for one request, `data_headers` reads the column names of the
-data files a file loads by literal path. None of it reads a file outside the workspace
+data files a file loads by a path it names (worked out by `read_paths`, also through the
+file's own loader functions: `loader_reads`; `calls` finds where a call's arguments end). None of it reads a file outside the workspace
 folders, and none of it imports anything of ours beyond `inference`.
 """
 

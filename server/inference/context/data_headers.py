@@ -27,14 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
-from . import read_paths
+from . import loader_reads, read_paths
+from .calls import split_call
 
 MAX_HEADER_BYTES = 64 * 1024
 MAX_EXCEL_BYTES = 50_000_000
 MAX_COLUMNS = 40
 MAX_NAME_CHARS = 40
 MAX_NOTE_CHARS = 400
-MAX_CALL_CHARS = 2000  # how far a call may run over lines (formatters put one argument per line)
 
 # A reader called through its module (pd., np., pl.) or, after `from pandas import read_csv`, bare.
 _READERS = r"read_(?:csv|table|parquet|excel|json|ndjson)|scan_(?:csv|parquet)|loadtxt|genfromtxt"
@@ -52,47 +52,6 @@ class DataRead:
     path: str        # the path the call names (a literal, or worked out by read_paths)
     arguments: str   # the call's other arguments, as written
     relative_to_file: bool = False  # built from __file__: relative to the file's folder only
-
-
-def _split_call(text: str, start: int) -> tuple[str, str]:
-    """(first argument, the other arguments) of the call whose `(` ends just before `start`.
-
-    Strings and brackets are skipped over; a call not closed within MAX_CALL_CHARS (one being
-    typed) ends at the end of its first argument's line.
-    """
-    depth, quote, i, comma = 0, "", start, -1
-    end = min(len(text), start + MAX_CALL_CHARS)
-    while i < end:
-        ch = text[i]
-        if quote:
-            if ch == "\\":
-                i += 1
-            elif text.startswith(quote, i):
-                i += len(quote) - 1
-                quote = ""
-            elif ch == "\n" and len(quote) == 1:
-                quote = ""
-        elif ch in "\"'":
-            quote = ch * 3 if text.startswith(ch * 3, i) else ch
-            i += len(quote) - 1
-        elif ch == "#":
-            i = text.find("\n", i)
-            if i < 0:
-                break
-            continue
-        elif ch in "([{":
-            depth += 1
-        elif ch in ")]}":
-            if depth == 0:
-                return (text[start:comma], text[comma + 1:i]) if comma >= 0 else (text[start:i], "")
-            depth -= 1
-        elif ch == "," and depth == 0 and comma < 0:
-            comma = i
-        i += 1
-    if comma >= 0:
-        return text[start:comma], text[comma + 1:i]
-    line_end = text.find("\n", start)
-    return text[start:line_end if line_end >= 0 else end], ""
 
 
 def _first_path(argument: str) -> ast.expr | None:
@@ -115,7 +74,8 @@ def find_reads(text: str) -> list[DataRead]:
     Only calls are examined (a regular-expression scan for a reader's name, then up to
     MAX_CALL_CHARS of its arguments), so a long file costs little.
     """
-    reads = []
+    reads, through_loader = [], []
+    loaders: loader_reads.Loaders | None = None
     bare: frozenset[str] | None = None
     line_number, counted_to = 0, 0
     names = read_paths.Assignments(text)
@@ -130,14 +90,21 @@ def find_reads(text: str) -> list[DataRead]:
             bare = _imported_bare(text) if bare is None else bare
             if reader not in bare:
                 continue
-        first, rest = _split_call(text, match.end())
+        first, rest = split_call(text, match.end())
         expression = _first_path(first)
         found = None if expression is None else read_paths.path_of(expression, names, match.start())
         if found is None:
+            if expression is not None:  # perhaps built from the parameters of the user's own loader
+                loaders = loaders or loader_reads.Loaders(text, names)
+                through_loader.extend((offset, reader, path, rest, relative)
+                                      for offset, path, relative in loaders.reads(match.start(), expression))
             continue
         line_number += text.count("\n", counted_to, match.start())
         counted_to = match.start()
         reads.append(DataRead(line_number, reader, found[0], rest, found[1]))
+    if through_loader:
+        reads.extend(DataRead(text.count("\n", 0, offset), *read) for offset, *read in through_loader)
+        reads = sorted(set(reads), key=lambda read: read.line)
     return reads
 
 
