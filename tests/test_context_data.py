@@ -272,11 +272,36 @@ def test_reads_through_the_files_own_loader_are_noted_at_each_call(tmp_path):
 
 
 def test_a_loader_is_only_the_function_around_the_read_and_not_a_method(tmp_path):
-    (tmp_path / "a.csv").write_text("x,y\n")
-    ended = "def load(path):\n    return path\npath = SOMEWHERE\ndf = pd.read_csv(path)\nload('a.csv')\n"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "a.csv").write_text("x,y\n")  # 'a.csv' alone names no file: only a loader finds it
+    ended = "def load(name):\n    return name\nname = SOMEWHERE\ndf = pd.read_csv('data/' + name)\nload('a.csv')\n"
     assert notes(ended, tmp_path) == ()  # the read is below the function, not in it
-    method = "class Store:\n    def load(self, path):\n        return pd.read_csv(path)\nload('a.csv')\n"
+    method = "class Store:\n    def load(self, name):\n        return pd.read_csv('data/' + name)\nload('a.csv')\n"
     assert notes(method, tmp_path) == ()
-    nested = "def outer():\n    def load(p):\n        return pd.read_csv(p)\n    return load('a.csv')\n"
+    nested = "def outer():\n    def load(p):\n        return pd.read_csv('data/' + p)\n    return load('a.csv')\n"
     assert notes(nested, tmp_path) == ((3, "# a.csv columns: x, y"),)
     assert find_reads("def load(p):\n    return pd.read_csv(p)\nload(p='a.csv'") == []  # a call being typed
+
+
+def test_data_files_the_code_names_without_a_known_reader(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "sales.csv").write_text("region;revenue;units\nnorth;12;3\n")
+    (tmp_path / "data" / "costs.tsv.gz").write_bytes(__import__("gzip").compress(b"item\tcost\n"))
+    (tmp_path / "data" / "people.jsonl").write_text('{"name": "a", "age": 3}\n')
+    (tmp_path.parent / "outside.csv").write_text("ssn,salary\n")
+    text = ("from helpers import load_sales\n"
+            "SALES = 'data/sales.csv'\n"
+            "df = load_sales(SALES)\n"
+            "costs = Table('data/costs.tsv.gz')\n"               # 3
+            "people = read_people(path='data/people.jsonl')\n"  # 4
+            "again = pd.read_csv('data/sales.csv', sep=';')\n"  # 5
+            "missing = load('data/missing.csv')\n"
+            "out = load('../outside.csv')\n"
+            "df['")
+    sales = "# sales.csv columns: region, revenue, units"
+    assert notes(text, tmp_path) == ((3, "# costs.tsv.gz columns: item, cost"),
+                                     (4, "# people.jsonl columns: name, age"), (5, sales))  # once, at the read
+    assert notes(text.split("again")[0], tmp_path)[0] == (1, sales)  # no read yet: at its first mention
+    assert "north" not in str(notes(text, tmp_path))
+    many = "".join(f"x{i} = 'data/sales.csv'\n" for i in range(200))
+    assert notes(many, tmp_path) == ((0, "# sales.csv columns: region, revenue, units"),)

@@ -9,7 +9,9 @@ folder, only its header is read: a bounded number of (decompressed, for .gz / .b
 bytes for text formats, the schema for parquet (with pyarrow, if installed), the first row
 for excel (with openpyxl, if installed). The note names columns (and parquet dtypes), never
 a data value. A path that resolves outside the workspace folders, links included, is never
-opened."""
+opened. A data file the code names only in a string (an argument of a loader from another
+module, a constant, a CLI default) is read as its suffix says, and noted at its first mention
+unless a read notes it."""
 
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import gzip
 import io
 import json
 import lzma
+import posixpath
 import re
 import warnings
 from collections import OrderedDict
@@ -106,6 +109,26 @@ def find_reads(text: str) -> list[DataRead]:
         reads.extend(DataRead(text.count("\n", 0, offset), *read) for offset, *read in through_loader)
         reads = sorted(set(reads), key=lambda read: read.line)
     return reads
+
+
+NAMED = "named"      # DataRead.reader of a data file the code names without a reader we know
+MAX_NAMED_FILES = 32  # string literals looked at per text
+_NAMED_FILE = re.compile(r"""(["'])([^"'\n\\{}]{1,200}?\.(?:csv|tsv|parquet|pq|jsonl?|ndjson|xlsx|xlsm)"""
+                         r"""(?:\.(?:gz|bz2|xz))?)\1""", re.IGNORECASE)
+
+
+def named_files(text: str) -> list[DataRead]:
+    """String literals that name a data file (by its suffix), wherever they are: an argument of
+    the user's loader in another module (`load_sales("data/sales.csv")`), a constant, a CLI
+    default. The caller notes only those that exist and that no read already covers."""
+    found, line_number, counted_to = [], 0, 0
+    for match in _NAMED_FILE.finditer(text):
+        line_number += text.count("\n", counted_to, match.start())
+        counted_to = match.start()
+        found.append(DataRead(line_number, NAMED, match.group(2), ""))
+        if len(found) == MAX_NAMED_FILES:
+            break
+    return found
 
 
 def separator_of(arguments: str) -> str | None:
@@ -251,6 +274,16 @@ def columns_of(path: Path, read: DataRead) -> list[str] | None:
         return parquet_columns(path)
     if read.reader == "read_excel":
         return excel_columns(path)
+    if read.reader == NAMED:  # read as its suffix says, the separator sniffed
+        kind = path.name.lower().removesuffix(path.suffix.lower()) if path.suffix.lower() in _OPENERS \
+            else path.name.lower()
+        if kind.endswith((".parquet", ".pq")):
+            return parquet_columns(path)
+        if kind.endswith((".json", ".jsonl", ".ndjson")):
+            return json_columns(path)
+        if kind.endswith((".xlsx", ".xlsm")):
+            return excel_columns(path)
+        return text_columns(path, None)
     return None
 
 
@@ -291,16 +324,29 @@ class HeaderReader:
         Relative paths are taken from the file's `folder`, then from each workspace folder
         (scripts are often run from the project's root).
         """
-        notes = []
-        for read in find_reads(text):
-            written = Path(read.path)
-            bases = [folder] if read.relative_to_file else [folder, *roots]
-            bases = [] if written.is_absolute() else [b for b in bases if b is not None]
-            candidates = [written] if written.is_absolute() else [base / written for base in bases]
-            path = next((p for p in (inside(c, roots) for c in candidates) if p is not None), None)
-            if path is None:
+        notes, seen = [], set()
+        reads = find_reads(text)
+        # A literal that is (part of) a read's path is that read's, found or not.
+        in_reads = {(read.line, posixpath.basename(read.path)) for read in reads}
+        # A file named by a read is noted there; one only named elsewhere, at its first mention.
+        for read in [*reads, *named_files(text)]:
+            if read.reader == NAMED and (read.line, posixpath.basename(read.path)) in in_reads:
                 continue
+            path = self._resolve(read, folder, roots)
+            if path is None or (read.reader == NAMED and path in seen):
+                continue
+            seen.add(path)
             columns = self.columns(path, read)
             if columns:
-                notes.append((read.line, note_for(written.name, columns)))
-        return tuple(notes)
+                notes.append((read.line, note_for(Path(read.path).name, columns)))
+        return tuple(sorted(notes, key=lambda note: note[0]))
+
+    @staticmethod
+    def _resolve(read: DataRead, folder: Path | None, roots: Sequence[Path]) -> Path | None:
+        """The existing file inside `roots` that a read names: relative paths from the file's
+        `folder`, then from each workspace folder (scripts are often run from the root)."""
+        written = Path(read.path)
+        if written.is_absolute():
+            return inside(written, roots)
+        bases = [folder] if read.relative_to_file else [folder, *roots]
+        return next((p for p in (inside(b / written, roots) for b in bases if b is not None) if p is not None), None)
