@@ -329,9 +329,12 @@ class HeaderReader:
         # A literal that is (part of) a read's path is that read's, found or not.
         in_reads = {(read.line, posixpath.basename(read.path)) for read in reads}
         # A file named by a read is noted there; one only named elsewhere, at its first mention.
+        named_seen: set[str] = set()  # a path written again resolves the same: not resolved again
         for read in [*reads, *named_files(text)]:
-            if read.reader == NAMED and (read.line, posixpath.basename(read.path)) in in_reads:
-                continue
+            if read.reader == NAMED:
+                if (read.line, posixpath.basename(read.path)) in in_reads or read.path in named_seen:
+                    continue
+                named_seen.add(read.path)
             path = self._resolve(read, folder, roots)
             if path is None or (read.reader == NAMED and path in seen):
                 continue

@@ -28,8 +28,7 @@ class _Loader:
 
     def __init__(self, name: str, start: int, arguments: ast.arguments, parameters: set[str]):
         self.name, self.start, self.parameters = name, start, parameters
-        positional = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
-        self.positional = positional
+        self.positional = positional = [a.arg for a in (*arguments.posonlyargs, *arguments.args)]
         self.positional_only = {a.arg for a in arguments.posonlyargs}
         self.defaults = dict(zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults))
         self.defaults.update((a.arg, d) for a, d in zip(arguments.kwonlyargs, arguments.kw_defaults) if d is not None)
