@@ -151,10 +151,10 @@ async def client(lsp_client: LanguageClient):
 @pytest.fixture(scope="session")
 def tiny_engine():
     """The same tiny model in this process, to compute what the server should answer."""
-    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.engine import TorchEngine
     from ghostframe.server.inference.model_loading import load_model
 
-    return CompletionEngine(load_model(str(TINY_MODEL), device="cpu"))
+    return TorchEngine(load_model(str(TINY_MODEL), device="cpu"))
 
 
 def make_adapter(base, out, with_metadata: bool):

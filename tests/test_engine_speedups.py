@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.tools.terminal_cli import example_path
@@ -29,8 +29,8 @@ def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
     SpeedOptions(typed_through=False, prompt_lookup=True),
 ], ids=["reused-cache", "no-cache", "prompt-lookup"])
 def test_fast_paths_equal_plain_generate(loaded, options):
-    plain = CompletionEngine(loaded, SpeedOptions(plain=True))
-    fast = CompletionEngine(loaded, options)
+    plain = TorchEngine(loaded, SpeedOptions(plain=True))
+    fast = TorchEngine(loaded, options)
     reused = []
     for ctx in typing_states():
         for max_new in (6, 24):
@@ -45,7 +45,7 @@ def test_fast_paths_equal_plain_generate(loaded, options):
 
 
 def test_typed_through_answers_without_the_model(loaded):
-    engine = CompletionEngine(loaded)
+    engine = TorchEngine(loaded)
     ctx = CompletionContext("score = model.score(", "")
     first = engine.complete(ctx, 12, 256, True, document="d")
     assert len(first.text) > 2 and first.new_tokens > 0
@@ -58,7 +58,7 @@ def test_typed_through_answers_without_the_model(loaded):
 
 
 def test_prefix_cache_is_bounded_and_forgets_closed_documents(loaded):
-    engine = CompletionEngine(loaded, max_cached_documents=2)
+    engine = TorchEngine(loaded, max_cached_documents=2)
     for name in ("a", "b", "c"):
         engine.complete(CompletionContext(f"{name} = df.", ""), 4, 256, True, document=name)
     assert len(engine.prefix_cache) == 2
@@ -80,7 +80,7 @@ def test_decoding_leaves_a_cache_that_holds_what_it_says(loaded):
 
     from ghostframe.server.inference.decoding import greedy_decode, prefill
 
-    ids = CompletionEngine(loaded).prompt_ids(typing_states()[0], 256)
+    ids = TorchEngine(loaded).prompt_ids(typing_states()[0], 256)
     model, stop = loaded.model, (lambda new: len(new) >= 12)
     for lookup in (True, False):
         cache = DynamicCache()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt
 from ghostframe.server.testing.random_model import QWEN2_SPECIAL_TOKENS, build_random_model
@@ -25,15 +25,26 @@ def loaded(qwen2):
     return load_model(str(qwen2), device="cpu", precision="float32")
 
 
-def test_fim_prompt_is_prefix_suffix_middle_with_the_suffix_given(loaded):
+def test_fim_prompt_is_prefix_suffix_middle_with_the_cursor_line_opening_the_middle(loaded):
     tok = loaded.tokenizer
     ids = build_prompt(CompletionContext(BEFORE, AFTER), tok, 256)
     p, s, m = tok.convert_tokens_to_ids(["<|fim_prefix|>", "<|fim_suffix|>", "<|fim_middle|>"])
-    assert ids[0] == p and ids[-1] == m and ids.count(s) == 1
-    split = ids.index(s)
-    assert tok.decode(ids[1:split]) == BEFORE
-    assert tok.decode(ids[split + 1:-1]) == AFTER
+    assert ids[0] == p and ids.count(s) == 1 and ids.count(m) == 1
+    split, middle = ids.index(s), ids.index(m)
+    line_start = BEFORE.rindex("\n") + 1
+    assert tok.decode(ids[1:split]) == BEFORE[:line_start]
+    assert tok.decode(ids[split + 1:middle]) == AFTER
+    assert tok.decode(ids[middle + 1:]) == BEFORE[line_start:]
     assert "<|im_start|>" not in tok.decode(ids)  # raw completion: no chat template
+
+
+def test_typing_on_a_line_only_appends_to_a_fim_prompt(loaded):
+    """The prefix and the suffix stay token for token, so their KV cache is reused while typing."""
+    tok = loaded.tokenizer
+    before = build_prompt(CompletionContext(BEFORE, AFTER), tok, 256)
+    typed = build_prompt(CompletionContext(BEFORE + "x_", AFTER), tok, 256)
+    keep = before.index(tok.convert_tokens_to_ids("<|fim_middle|>")) + 1
+    assert typed[:keep] == before[:keep] and len(typed) > len(before)
 
 
 def test_every_special_token_of_the_code_model_stops_generation(loaded):
@@ -70,7 +81,7 @@ def test_a_special_token_ends_the_suggestion_and_its_text_never_shows(qwen2, nam
     tok = loaded.tokenizer
     first, second = tok(" price", add_special_tokens=False)["input_ids"][0], tok(" sum", add_special_tokens=False)["input_ids"][0]
     _force_chain(loaded.model, {first: second, second: tok.convert_tokens_to_ids(name)}, otherwise=first)
-    engine = CompletionEngine(loaded, SpeedOptions(plain=plain, typed_through=False, warm=False))
+    engine = TorchEngine(loaded, SpeedOptions(plain=plain, typed_through=False, warm=False))
     done = engine.complete(CompletionContext(BEFORE, AFTER), 12, 256, False, document="a")
     assert done.text == tok.decode([first, second]).rstrip()  # the special token ended it, unseen
     assert done.new_tokens <= 3
@@ -92,8 +103,8 @@ def _suppress(model, token_ids: list[int]) -> None:
 def test_fast_path_equals_plain_generate_on_the_code_model_with_fim(qwen2, precision):
     loaded = load_model(str(qwen2), device="cpu", precision=precision)
     _suppress(loaded.model, loaded.stop_token_ids)
-    plain = CompletionEngine(loaded, SpeedOptions(plain=True))
-    fast = CompletionEngine(loaded, SpeedOptions(typed_through=False, warm=False))
+    plain = TorchEngine(loaded, SpeedOptions(plain=True))
+    fast = TorchEngine(loaded, SpeedOptions(typed_through=False, warm=False))
     text = BEFORE + "price"
     produced, reused = 0, 0
     for cut in range(len(text) - 6, len(text) + 1):

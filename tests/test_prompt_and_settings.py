@@ -77,10 +77,10 @@ def test_prompt_keeps_the_last_tokens_before_the_cursor(tokenizer):
 
 def test_prompt_uses_fill_in_the_middle_when_the_tokenizer_has_it(tokenizer):
     tokenizer.add_special_tokens({"additional_special_tokens": ["<fim_prefix>", "<fim_suffix>", "<fim_middle>"]})
-    ids = build_prompt(CompletionContext("total = df.", "\nprint(total)"), tokenizer, 64)
+    ids = build_prompt(CompletionContext("import pandas as pd\ntotal = df.", "\nprint(total)"), tokenizer, 64)
     text = tokenizer.decode(ids)
-    assert text.startswith("<fim_prefix>total = df.<fim_suffix>")
-    assert text.endswith("print(total)<fim_middle>")
+    assert text.startswith("<fim_prefix>import pandas as pd\n<fim_suffix>")
+    assert text.endswith("print(total)<fim_middle>total = df.")
 
 
 def test_settings_camel_case_and_fallbacks():

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, make_adapter
-from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.quantization import is_int8
@@ -43,8 +43,8 @@ def test_cpu_int8_quantizes_every_linear_layer_and_stays_close_to_float32(float3
 
 
 def test_speed_ups_stay_exact_on_int8_weights(int8):
-    plain = CompletionEngine(int8, SpeedOptions(plain=True))
-    fast = CompletionEngine(int8, SpeedOptions(typed_through=False))
+    plain = TorchEngine(int8, SpeedOptions(plain=True))
+    fast = TorchEngine(int8, SpeedOptions(typed_through=False))
     text = example_path().read_text().rstrip()
     for cut in range(len(text) - 6, len(text) + 1):
         ctx = CompletionContext(text[:cut], "\n")

@@ -48,13 +48,13 @@ async def test_server_answers_an_inline_completion_with_the_adapter(trained, tmp
     assert status["state"] == "ready", status
     assert Path(status["adapter"]) == adapter.resolve()
     # The server's answer is the trained model's: the same engine in this process, base + adapter.
-    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.engine import TorchEngine
     from ghostframe.server.inference.model_loading import load_model
     from ghostframe.server.inference.prompt import CompletionContext
     from ghostframe.server.lsp.settings import Settings
 
     settings = Settings()
-    engine = CompletionEngine(load_model(str(tiny), str(adapter), device="cpu"))
+    engine = TorchEngine(load_model(str(tiny), str(adapter), device="cpu"))
     expected = engine.complete(CompletionContext(DOCUMENT, ""), settings.max_new_tokens,
                                settings.max_prompt_tokens, settings.multiline).text
     assert text == expected

@@ -13,7 +13,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.warming import Warmer, WarmTarget
 from ghostframe.server.tools.terminal_cli import example_path
@@ -28,7 +28,7 @@ def loaded():
     return load_model(str(TINY_MODEL), device="cpu")
 
 
-def warm_fully(engine: CompletionEngine, document: str, ctx: CompletionContext, chunk: int = 32,
+def warm_fully(engine: TorchEngine, document: str, ctx: CompletionContext, chunk: int = 32,
                budget: int = 256) -> list:
     ids = engine.prompt_ids(ctx, budget)
     steps = [engine.warm_step(document, ids, chunk)]
@@ -38,7 +38,7 @@ def warm_fully(engine: CompletionEngine, document: str, ctx: CompletionContext, 
 
 
 def test_a_warm_cache_is_used_by_the_next_request(loaded):
-    engine = CompletionEngine(loaded, SpeedOptions(typed_through=False))
+    engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
     ctx = CompletionContext(TEXT, "\n")
     steps = warm_fully(engine, "d", ctx)
     assert len(steps) > 2 and all(0 < s.computed <= 48 for s in steps)  # in chunks, none wider than 1.5 chunks
@@ -49,7 +49,7 @@ def test_a_warm_cache_is_used_by_the_next_request(loaded):
 
 
 def test_warming_a_whole_file_serves_a_request_anywhere_before_its_end(loaded):
-    engine = CompletionEngine(loaded, SpeedOptions(typed_through=False))
+    engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
     warm_fully(engine, "d", CompletionContext(TEXT, ""), budget=1024)  # the whole file fits the window
     cut = TEXT.rindex("\n", 0, len(TEXT) - 40)
     done = engine.complete(CompletionContext(TEXT[:cut], TEXT[cut:]), 8, 1024, True, document="d")
@@ -57,24 +57,24 @@ def test_warming_a_whole_file_serves_a_request_anywhere_before_its_end(loaded):
 
 
 def test_warmed_completions_equal_plain_generate(loaded):
-    plain = CompletionEngine(loaded, SpeedOptions(plain=True))
+    plain = TorchEngine(loaded, SpeedOptions(plain=True))
     for cut in range(len(TEXT) - 6, len(TEXT) + 1):
         ctx = CompletionContext(TEXT[:cut], "\n")
-        warm = CompletionEngine(loaded, SpeedOptions(typed_through=False))
+        warm = TorchEngine(loaded, SpeedOptions(typed_through=False))
         warm_fully(warm, "d", ctx, chunk=16)
         got, want = warm.complete(ctx, 16, 256, True, document="d"), plain.complete(ctx, 16, 256, True)
         assert got.reused_tokens > 0 and (got.text, got.new_tokens) == (want.text, want.new_tokens)
 
 
 def test_a_request_mid_warm_reuses_what_is_done(loaded):
-    engine = CompletionEngine(loaded, SpeedOptions(typed_through=False))
+    engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
     ctx = CompletionContext(TEXT, "\n")
     first = engine.warm_step("d", engine.prompt_ids(ctx, 256), 40)
     done = engine.complete(ctx, 8, 256, True, document="d")
     assert done.reused_tokens == first.cached == 40
 
 
-class Recording(CompletionEngine):
+class Recording(TorchEngine):
     """Logs what runs on the worker; the first warm chunk waits on a gate the test opens."""
 
     def __init__(self, loaded):
@@ -133,7 +133,7 @@ async def test_closing_a_document_stops_its_warming(loaded):
 
 async def test_only_the_most_recent_documents_are_warmed(loaded):
     worker = ThreadPoolExecutor(max_workers=1)
-    engine = CompletionEngine(loaded, SpeedOptions(typed_through=False))
+    engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
     events = []
     warmer = Warmer(worker, max_documents=2, chunk_tokens=64, pause_seconds=0, listener=lambda *e: events.append(e[:2]))
     warmer.activity()
@@ -151,6 +151,6 @@ async def test_only_the_most_recent_documents_are_warmed(loaded):
 
 def test_nothing_is_warmed_without_a_prefix_cache(loaded):
     for options in (SpeedOptions(plain=True), SpeedOptions(prefix_cache=False)):
-        engine = CompletionEngine(loaded, options)
+        engine = TorchEngine(loaded, options)
         step = engine.warm_step("d", engine.prompt_ids(CompletionContext(TEXT, ""), 256), 32)
         assert step.done and step.computed == 0 and len(engine.prefix_cache) == 0

@@ -1,13 +1,19 @@
 """Run the model for one completion: prompt in, finished suggestion out, cancellable per token.
 
-Two paths give the same greedy text: `plain` is transformers' `generate`, the reference;
-the fast path (default) continues each document's KV cache across keystrokes (through the
-same `generate`, see decoding) and answers at once when the user types what the previous
-suggestion began with. Each speed-up can be switched off; prompt lookup can be switched on.
+`CompletionEngine` is what the server, the evaluation and the benches call; it holds what every
+engine shares — the prompt (`build_prompt`), the stop rules (`cut_completion`, end tokens, a time
+cap after the first line), typed-through answers and the `Completion` it returns. Two engines
+run the model behind it:
 
-`warm_step` fills a document's KV cache ahead of the first request, one chunk at a time
-(warming.py decides when), through the same prompt builder, so a warm request decodes the
-same greedy text as a cold one and only computes what the cache lacks.
+- `TorchEngine` (transformers; GPUs, training, any Hugging Face folder). Two paths give the same
+  greedy text: `plain` is transformers' `generate`, the reference; the fast path (default)
+  continues each document's KV cache across keystrokes (decoding.py).
+- `LlamaEngine` (llama.cpp in process, llama_engine.py; CPUs and the pinned GGUF files as they are).
+
+Both answer at once when the user types what the previous suggestion began with. `warm_step`
+fills a document's KV cache ahead of the first request, one chunk at a time (warming.py decides
+when), through the same prompt builder, so a warm request decodes the same greedy text as a
+cold one and only computes what the cache lacks.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from typing import Callable
 
 from ghostframe.server.inference.decoding import (MAX_DRAFT_TOKENS, greedy_decode, prefill,
                                                   stopping_criteria)
@@ -22,14 +29,21 @@ from ghostframe.server.inference.model_loading import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
 
+# A block suggestion is shown only when it is finished; past this long after its first token, a
+# generation that has a whole line stops there (llama-server's t_max_predict_ms does the same for
+# llama.vscode), so a slow machine shows one line now instead of a block seconds later.
+PREDICT_CAP_SECONDS = 1.0
+MAX_CACHED_DOCUMENTS = 4
+
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    plain: bool = False          # model.generate and no speed-up at all (the reference path)
+    plain: bool = False          # model.generate and no speed-up at all (the reference path; torch only)
     prefix_cache: bool = True    # reuse the document's KV cache from the last request
     prompt_lookup: bool = False  # transformers' prompt-lookup drafts; from a new cache (see decoding)
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
     warm: bool = True            # prefill a document's cache in the background when opened or edited
+    predict_cap: float | None = PREDICT_CAP_SECONDS  # seconds after the first token; None: no cap
 
 
 @dataclass
@@ -66,13 +80,23 @@ class _Shown:
     text: str
 
 
-class CompletionEngine:
-    """Greedy completion with a loaded model. Not thread-safe: call it from one worker thread."""
+StopRule = Callable[[list[int]], bool]  # new token ids so far -> stop now
 
-    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(), max_cached_documents: int = 4):
+
+class CompletionEngine:
+    """Greedy completion with a loaded model. Not thread-safe: call it from one worker thread.
+
+    Subclasses run the model: `_generate` (new token ids and how many prompt tokens came from
+    the document's cache), `warm_step`, `_forget_cache` and `cached_documents`.
+    """
+
+    kind = ""  # "torch" | "llama.cpp", for the status and reports
+
+    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
+                 max_cached_documents: int = MAX_CACHED_DOCUMENTS):
         self.loaded = loaded
         self.options = options
-        self.prefix_cache = PrefixCache(max_cached_documents)
+        self.max_cached_documents = max_cached_documents
         self._shown: dict[str, _Shown] = {}
 
     def decode(self, ids: list[int]) -> str:
@@ -80,34 +104,16 @@ class CompletionEngine:
 
     def forget(self, document: str) -> None:
         """Drop what is kept for a closed document."""
-        self.prefix_cache.evict(document)
+        self._forget_cache(document)
         self._shown.pop(document, None)
+
+    def documents(self) -> set[str]:
+        """The documents something is kept for (a KV cache or the last suggestion)."""
+        return self.cached_documents() | set(list(self._shown))  # list(): one C call, safe across threads
 
     def prompt_ids(self, ctx: CompletionContext, max_prompt_tokens: int) -> list[int]:
         """The prompt a request at `ctx` gives the model (warming prefills the same)."""
         return build_prompt(ctx, self.loaded.tokenizer, max_prompt_tokens)
-
-    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
-        """Prefill at most about `chunk_tokens` more of `ids` into the document's cache.
-
-        What the cache holds already is kept; a last piece shorter than half a chunk is
-        taken with the one before, so the prefill runs in rows as wide as a cold one's.
-        """
-        target = len(ids) - 1
-        if self.options.plain or not self.options.prefix_cache:
-            return WarmProgress(target, target, 0)
-        have = min(self.prefix_cache.reusable(document, ids), target)
-        if have >= target:
-            return WarmProgress(have, target, 0)
-        cache, cached = self.prefix_cache.take(document, ids)
-        if cache is None:
-            from transformers import DynamicCache
-
-            cache, cached = DynamicCache(), 0
-        end = target if target - cached <= chunk_tokens * 3 // 2 else cached + chunk_tokens
-        prefill(self.loaded.model, ids[cached:end], cache)
-        self.prefix_cache.put(document, ids[:end], cache)
-        return WarmProgress(end, target, end - cached)
 
     def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
         use = document and self.options.typed_through and not self.options.plain
@@ -131,17 +137,18 @@ class CompletionEngine:
         if cancel.is_set() or not ids:
             return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
         stop_ids = set(self.loaded.stop_token_ids)
-        first_token: list[float] = []
+        cap = None if self.options.plain else self.options.predict_cap
+        seen: list[float] = []  # seen[n - 1]: when the first n new tokens were first asked about
 
         def should_stop(new: list[int]) -> bool:
-            if not first_token:
-                first_token.append(time.perf_counter() - start)
-            return cancel.is_set() or new[-1] in stop_ids or cut_completion(self.decode(new), ctx, multiline)[1]
+            while len(seen) < len(new):  # a prefix is judged by when it was generated, however often asked
+                seen.append(time.perf_counter())
+            if cancel.is_set() or new[-1] in stop_ids:
+                return True
+            text, ended = cut_completion(self.decode(new), ctx, multiline)
+            return ended or (cap is not None and seen[len(new) - 1] - seen[0] > cap and "\n" in text)
 
-        if self.options.plain:
-            new, reused = self._generate(ids, max_new_tokens, should_stop), 0
-        else:
-            new, reused = self._fast(ids, max_new_tokens, should_stop, document)
+        new, reused = self._generate(ids, max_new_tokens, should_stop, document, cancel)
         new = [t for t in new if t not in stop_ids]
         seconds = time.perf_counter() - start
         if cancel.is_set():
@@ -149,9 +156,68 @@ class CompletionEngine:
         text = finish_completion(self.decode(new), ctx, multiline)
         if document:
             self._shown[document] = _Shown(ctx.before, ctx.after, text)
-        return Completion(text, len(ids), len(new), seconds, first_token_seconds=first_token[0], reused_tokens=reused)
+        return Completion(text, len(ids), len(new), seconds, first_token_seconds=seen[0] - start if seen else None,
+                          reused_tokens=reused)
 
-    def _fast(self, ids, max_new_tokens, should_stop, document) -> tuple[list[int], int]:
+    # --- what an engine implements ------------------------------------------------------------
+
+    def _generate(self, ids: list[int], max_new_tokens: int, should_stop: StopRule, document: str | None,
+                  cancel: threading.Event) -> tuple[list[int], int]:
+        """Greedy new token ids after `ids` (asking `should_stop` after each), and the prompt tokens reused."""
+        raise NotImplementedError
+
+    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
+        """Prefill at most about `chunk_tokens` more of `ids` into the document's cache."""
+        raise NotImplementedError
+
+    def _forget_cache(self, document: str) -> None:
+        raise NotImplementedError
+
+    def cached_documents(self) -> set[str]:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Free what the engine holds outside Python's memory (a llama.cpp context); idempotent."""
+
+
+class TorchEngine(CompletionEngine):
+    """transformers on CPU or GPU: `generate` continuing each document's DynamicCache."""
+
+    kind = "torch"
+
+    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
+                 max_cached_documents: int = MAX_CACHED_DOCUMENTS):
+        super().__init__(loaded, options, max_cached_documents)
+        self.prefix_cache = PrefixCache(max_cached_documents)
+
+    def _forget_cache(self, document: str) -> None:
+        self.prefix_cache.evict(document)
+
+    def cached_documents(self) -> set[str]:
+        return set(list(self.prefix_cache._entries))
+
+    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
+        """What the cache holds already is kept; a last piece shorter than half a chunk is
+        taken with the one before, so the prefill runs in rows as wide as a cold one's."""
+        target = len(ids) - 1
+        if self.options.plain or not self.options.prefix_cache:
+            return WarmProgress(target, target, 0)
+        have = min(self.prefix_cache.reusable(document, ids), target)
+        if have >= target:
+            return WarmProgress(have, target, 0)
+        cache, cached = self.prefix_cache.take(document, ids)
+        if cache is None:
+            from transformers import DynamicCache
+
+            cache, cached = DynamicCache(), 0
+        end = target if target - cached <= chunk_tokens * 3 // 2 else cached + chunk_tokens
+        prefill(self.loaded.model, ids[cached:end], cache)
+        self.prefix_cache.put(document, ids[:end], cache)
+        return WarmProgress(end, target, end - cached)
+
+    def _generate(self, ids, max_new_tokens, should_stop, document, cancel) -> tuple[list[int], int]:
+        if self.options.plain:
+            return self._reference(ids, max_new_tokens, should_stop), 0
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
         new, cache, held = greedy_decode(
@@ -162,7 +228,7 @@ class CompletionEngine:
             self.prefix_cache.put(document, held, cache)
         return new, reused
 
-    def _generate(self, ids, max_new_tokens, should_stop) -> list[int]:
+    def _reference(self, ids, max_new_tokens, should_stop) -> list[int]:
         """The reference: transformers' generate with the same stopping rule."""
         import torch
 
@@ -174,3 +240,13 @@ class CompletionEngine:
                 pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=stopping_criteria(should_stop, len(ids)),
             )
         return output[0, len(ids):].tolist()
+
+
+def make_engine(loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
+                max_cached_documents: int = MAX_CACHED_DOCUMENTS) -> CompletionEngine:
+    """The engine that runs `loaded` (model_loading decided which when it loaded it)."""
+    if loaded.engine == "llama.cpp":
+        from ghostframe.server.inference.llama_engine import LlamaEngine
+
+        return LlamaEngine(loaded, options, max_cached_documents)
+    return TorchEngine(loaded, options, max_cached_documents)

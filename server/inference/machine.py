@@ -51,6 +51,15 @@ def cpu_flags() -> tuple[str, ...]:
     return {"AVX2": ("AVX2",), "AVX512": ("AVX2", "AVX-512")}.get(capability, ())
 
 
+def busy() -> float | None:
+    """The 1-minute load average when it exceeds the CPU count (timings are then unreliable), else None."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    return load if load > (os.cpu_count() or 1) else None
+
+
 def native_bf16() -> bool:
     """Whether the CPU multiplies bfloat16 in hardware (AVX512-BF16 or AMX); without it bf16 is emulated."""
     return any(flag in cpu_flags() for flag in ("AVX512-BF16", "AMX-BF16"))

@@ -16,11 +16,13 @@ from typing import Any, Callable
 from ghostframe.server.inference.default_model import (
     PINNED_MODELS,
     ModelLoadError,
+    cache_dir,
     converted_gguf_dir,
     default_model_for,
     pinned_gguf_path,
 )
 from ghostframe.server.inference import quantization
+from ghostframe.server.inference.model_options import ENGINES
 from ghostframe.server.inference.precision import PrecisionChoice, choose_precision
 
 Reporter = Callable[[str], None]
@@ -50,8 +52,11 @@ class LoadedModel:
     adapter: str | None = None
     fingerprint: str = ""
     stop_token_ids: list[int] = field(default_factory=list)
-    precision: str = ""  # what the weights run in: "int8", "float32" or "bfloat16"
+    precision: str = ""  # what the weights run in: "int8", "float32", "bfloat16", or the GGUF's type (Q4_K_M)
     precision_choice: PrecisionChoice | None = None  # how that was chosen (and the timings)
+    engine: str = "torch"  # "torch" (`model` is a transformers model) or "llama.cpp" (an llama_engine.LlamaRuntime)
+    engine_reason: str = ""  # why this engine serves here
+    tier: Any = None  # tiers.TierChoice when `auto` chose the model by measuring this machine
 
 
 def pick_device(requested: str = "auto") -> tuple[str, Any]:
@@ -219,11 +224,9 @@ def check_adapter_gate(path: Path, meta: dict, force: bool) -> None:
         "(setting ghostframe.forceAdapter) to use it anyway.")
 
 
-def attach_adapter(model: Any, adapter: str, fingerprint: str, model_name: str, force: bool = False) -> Any:
-    """Wrap `model` with a peft adapter, refusing one that was trained for another base
-    or that its own evaluation gate did not approve (unless `force`)."""
-    from peft import PeftModel
-
+def checked_adapter(adapter: str, fingerprint: str, model_name: str, force: bool = False) -> Path:
+    """The adapter folder, after refusing one that is not a safetensors LoRA, was trained for another
+    base, or that its own evaluation gate did not approve (unless `force`); every engine checks so."""
     path = Path(adapter).expanduser()
     if not (path / "adapter_config.json").is_file():
         raise ModelLoadError(f"{path} is not an adapter folder (no adapter_config.json); use a ghostframe-train output.")
@@ -237,6 +240,14 @@ def attach_adapter(model: Any, adapter: str, fingerprint: str, model_name: str, 
             f"(fingerprint {expected}), but the loaded model {model_name!r} has fingerprint {fingerprint}. "
             "Load the adapter's base model with --model, or train a new adapter for this one."
         )
+    return path
+
+
+def attach_adapter(model: Any, adapter: str, fingerprint: str, model_name: str, force: bool = False) -> Any:
+    """Wrap `model` with a peft adapter, after `checked_adapter`."""
+    from peft import PeftModel
+
+    path = checked_adapter(adapter, fingerprint, model_name, force)
     try:
         return PeftModel.from_pretrained(model, str(path), is_trainable=False)
     except Exception as exc:  # shape mismatch: another architecture
@@ -246,19 +257,62 @@ def attach_adapter(model: Any, adapter: str, fingerprint: str, model_name: str, 
         ) from exc
 
 
-def stop_token_ids(tokenizer: Any, model: Any) -> list[int]:
-    """Tokens that end a suggestion: the model's EOS ids and every special token of the tokenizer.
+def stop_token_ids(tokenizer: Any, eos: Any = None) -> list[int]:
+    """Tokens that end a suggestion: the model's EOS ids (`eos`: an id or a list, from its generation
+    config) and every special token of the tokenizer.
 
     A special token is never code the user types: end of text, a chat turn's end, or a
     code model's structure tokens (`<|fim_pad|>`, `<|file_sep|>`, `<|repo_name|>`, FIM
     markers, SmolLM2's `<jupyter_code>`...). When the model emits one, the middle is over.
     """
     ids = {tokenizer.eos_token_id}
-    eos = getattr(model.generation_config, "eos_token_id", None)
     ids.update(eos if isinstance(eos, list) else [eos])
     ids.update(tokenizer.all_special_ids)
     ids.update(i for i, token in getattr(tokenizer, "added_tokens_decoder", {}).items() if token.special)
     return sorted(i for i in ids if isinstance(i, int) and i >= 0)
+
+
+def gguf_of(model: str | None) -> tuple[Path, str] | None:
+    """(the GGUF file, a display name) when `model` names a pinned model or a .gguf file; None for a
+    folder or hub id (and for auto, which tiers.py resolves first). Nothing is fetched here."""
+    if model in PINNED_MODELS:
+        pinned = PINNED_MODELS[model]
+        return cache_dir() / "models" / pinned.gguf_file_name, pinned.display_name
+    if model and model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        return path, path.stem
+    return None
+
+
+def choose_engine(requested: str, device: str, model: str | None, adapter: str | None) -> tuple[str, str]:
+    """("torch" | "llama.cpp", why): llama.cpp serves GGUF models on the CPU, torch everything else.
+
+    llama.cpp decodes the pinned models about 2x faster than torch on CPUs (BENCHMARKS.md); the
+    llama.cpp wheel is a CPU build, so GPUs keep torch, as do Hugging Face folders (llama.cpp reads
+    GGUF only) and adapters the llama.cpp engine cannot take (a full fine-tune's output).
+    """
+    requested = (requested or "auto").lower()
+    if requested not in ENGINES:
+        raise ModelLoadError(f"Unknown engine {requested!r}: use one of {', '.join(ENGINES)}.")
+    if requested == "torch":
+        return "torch", "asked for"
+    from ghostframe.server.inference import llama_engine
+
+    gguf_model = not model or model == "auto" or gguf_of(model) is not None
+    reasons = [why for why, fails in (
+        (llama_engine.available(), llama_engine.available() is not None),
+        ("the model is not a GGUF file (llama.cpp reads GGUF only)", not gguf_model),
+        ("a GPU serves through torch", device != "cpu"),
+        ("the adapter is a full fine-tune, not a LoRA", bool(adapter) and not (Path(adapter).expanduser()
+                                                                              / "adapter_config.json").is_file()),
+    ) if fails]
+    if requested == "llama":
+        if reasons:
+            raise ModelLoadError(f"The llama.cpp engine cannot serve this: {'; '.join(reasons)}. Use --engine torch.")
+        return "llama.cpp", "asked for"
+    if reasons:
+        return "torch", reasons[0]
+    return "llama.cpp", "a GGUF model on the CPU"
 
 
 def load_model(
@@ -269,13 +323,23 @@ def load_model(
     cpu_int8: bool = True,
     precision: str = "auto",
     force_adapter: bool = False,
+    engine: str = "torch",
+    speculation: str = "none",
 ) -> LoadedModel:
-    """Load model (+ adapter, merged) for inference on the chosen device, in eval mode.
+    """Load model (+ adapter) for inference on the chosen device and engine.
 
-    On CPU it runs in `precision` (auto: the fastest on this CPU, see precision.py);
-    `cpu_int8=False` is the older spelling of precision="float32".
+    torch (the default here: training and tests build on it): the adapter is merged, the model is
+    in eval mode, and on a CPU it runs in `precision` (auto: the fastest on this CPU, see
+    precision.py; `cpu_int8=False` is the older spelling of precision="float32"). `engine="auto"`
+    picks llama.cpp where choose_engine says so (the server's default); there `model` auto is the
+    largest pinned model this machine runs at typing speed (tiers.py).
     """
     device_name, dtype = pick_device(device)
+    engine_name, why = choose_engine(engine, device_name, model, adapter)
+    if engine_name == "llama.cpp":
+        from ghostframe.server.inference.llama_loading import load_llama
+
+        return load_llama(model, adapter, report, force_adapter, speculation, why)
     source, name = resolve_model_path(model, report, device_name)
     report(f"loading {name} on {device_name}")
     tokenizer, lm = load_tokenizer_and_model(source, dtype, name)
@@ -293,7 +357,8 @@ def load_model(
         model_name=name,
         adapter=str(Path(adapter).expanduser().resolve()) if adapter else None,
         fingerprint=fingerprint,
-        stop_token_ids=stop_token_ids(tokenizer, lm),
+        stop_token_ids=stop_token_ids(tokenizer, getattr(lm.generation_config, "eos_token_id", None)),
         precision=choice.precision,
         precision_choice=choice,
+        engine_reason=why,
     )

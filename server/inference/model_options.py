@@ -13,6 +13,10 @@ from dataclasses import dataclass, field, fields
 DEVICES = ("auto", "cpu", "cuda")
 # What the weights run in on a CPU; auto measures which is fastest on this CPU (precision.py).
 PRECISIONS = ("auto", "int8", "float32", "bfloat16")
+# Which runtime runs the model; auto: llama.cpp for GGUF models on a CPU, torch elsewhere (model_loading.choose_engine).
+ENGINES = ("auto", "torch", "llama")
+# Speculative decoding on the llama.cpp engine; auto: what measured faster for the model (llama_loading).
+SPECULATIONS = ("auto", "none", "ngram", "draft")
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,12 @@ class ModelOptions:
         "help": "what the weights run in on CPU: auto times int8, float32 (and bfloat16 where the CPU "
                 "has it) once per model and CPU and keeps the fastest", "choices": PRECISIONS})
     cpu_int8: bool = field(default=True, metadata={"help": "--no-cpu-int8 is --precision float32 (older spelling)"})
+    engine: str = field(default="auto", metadata={
+        "help": "what runs the model: auto uses llama.cpp for GGUF models (the pinned ones) on a CPU and torch "
+                "elsewhere (GPUs, Hugging Face folders)", "choices": ENGINES})
+    speculation: str = field(default="auto", metadata={
+        "help": "speculative decoding on the llama.cpp engine: ngram drafts from the text, draft has "
+                "Qwen2.5-Coder-0.5B draft for the 1.5B; auto: what measured faster", "choices": SPECULATIONS})
     force_adapter: bool = field(default=False, metadata={
         "help": "load the adapter even if its training run's evaluation gate did not approve it"})
 
@@ -49,6 +59,10 @@ class ModelOptions:
             out += ["--adapter", self.adapter]
         if self.cpu_precision != "auto":
             out += ["--precision", self.cpu_precision]
+        if self.engine != "auto":
+            out += ["--engine", self.engine]
+        if self.speculation != "auto":
+            out += ["--speculation", self.speculation]
         if self.force_adapter:
             out.append("--force-adapter")
         return out

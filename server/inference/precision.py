@@ -25,7 +25,7 @@ from filelock import FileLock
 
 from ghostframe.server.inference import quantization
 from ghostframe.server.inference.default_model import cache_dir
-from ghostframe.server.inference.machine import cpu_flags, cpu_name, native_bf16
+from ghostframe.server.inference.machine import busy, cpu_flags, cpu_name, native_bf16
 
 from ghostframe.server.inference.model_options import PRECISIONS
 CACHE_FILE = "precision-choices.json"
@@ -103,15 +103,6 @@ def time_model(model: Any, prefill_tokens: int = TIMED_PREFILL_TOKENS, decode_st
     per_token, step = prefill * 1000 / prefill_tokens, decode * 1000
     return {"prefill_ms_per_token": round(per_token, 3), "decode_ms": round(step, 2),
             "request_ms": round(per_token * PREFILL_TOKENS_PER_REQUEST + step * DECODE_STEPS_PER_REQUEST, 1)}
-
-
-def busy() -> float | None:
-    """The 1-minute load average when it exceeds the CPU count (timings are then unreliable), else None."""
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
-    return load if load > (os.cpu_count() or 1) else None
 
 
 def _cache_key(fingerprint: str, model: Any) -> str:

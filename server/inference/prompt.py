@@ -202,13 +202,24 @@ def build_prompt(ctx: CompletionContext, tokenizer: Any, max_prompt_tokens: int)
         context = context + _whole_lines_within(tokenizer, far, int(prefix_budget * NOTES_SHARE))
         own_budget = prefix_budget - len(context)
         window = _window_before(before, own_budget * CHARS_PER_TOKEN)
-    prefix = context + _keep_last(_encode(tokenizer, window), own_budget)
     if fim is None:
-        return prefix
+        return context + _keep_last(_encode(tokenizer, window), own_budget)
+    # The cursor's line, up to the cursor, opens the middle instead of closing the prefix: typing
+    # on a line then only appends tokens after <fim_middle>, and the KV cache of the prefix and
+    # the suffix (a quarter of the prompt) stays reusable from keystroke to keystroke.
+    head, line = _split_cursor_line(window)
+    line_ids = _encode(tokenizer, line)[-own_budget:] if line else []
+    prefix = context + _keep_last(_encode(tokenizer, head), own_budget - len(line_ids)) if head else context
     suffix_budget = max_prompt_tokens - prefix_budget - 3
     suffix = _encode(tokenizer, ctx.after[: suffix_budget * CHARS_PER_TOKEN])[:suffix_budget]
     p, s, m = (tokenizer.convert_tokens_to_ids(name) for name in fim)
-    return [p, *prefix, s, *suffix, m]
+    return [p, *prefix, s, *suffix, m, *line_ids]
+
+
+def _split_cursor_line(text: str) -> tuple[str, str]:
+    """(everything up to the start of the cursor's line, the cursor's line up to the cursor)."""
+    start = text.rfind("\n") + 1
+    return text[:start], text[start:]
 
 
 def _indent_width(line: str) -> int:

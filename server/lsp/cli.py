@@ -55,8 +55,9 @@ def main(argv=None) -> None:
     speed = SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache,
                          prompt_lookup=args.prompt_lookup, typed_through=not args.no_typed_through, warm=not args.no_warm)
     model = ModelOptions.from_args(args)
-    ls = create_server(Settings(model=model.model, adapter=model.adapter, device=model.device,
-                                precision=model.cpu_precision, force_adapter=model.force_adapter), speed)
+    ls = create_server(Settings(model=model.model, adapter=model.adapter, device=model.device, engine=model.engine,
+                                precision=model.cpu_precision, force_adapter=model.force_adapter), speed,
+                       model.speculation)
     if args.tcp:
         code = ls.start_tcp(args.host, args.port)
     else:

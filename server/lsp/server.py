@@ -20,8 +20,9 @@ from ghostframe.server import __version__
 from ghostframe.server.lsp import transport
 from ghostframe.server.lsp.documents import context_at, forget_notebook, resident_memory_mb
 from ghostframe.server.lsp.protocol import GhostframeProtocol
-from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions, make_engine
 from ghostframe.server.inference.model_loading import ModelLoadError, load_model
+from ghostframe.server.inference.model_options import ModelOptions
 from ghostframe.server.inference.machine import cpu_description
 from ghostframe.server.inference.warming import Warmer
 from ghostframe.server.lsp.warm_targets import edited_line, warm_target
@@ -42,8 +43,11 @@ class Status:
     state: str = "loading"  # loading | ready | error | disabled
     model: str = ""
     device: str = ""
-    precision: str = ""  # int8 | float32 | bfloat16
+    precision: str = ""  # int8 | float32 | bfloat16 (torch), or the GGUF's weight type (Q4_K_M)
     precisionChoice: str = ""  # how the precision was chosen, with the timings behind it
+    engine: str = ""  # torch | llama.cpp
+    engineReason: str = ""  # why that engine serves here
+    modelChoice: str = ""  # with model auto: why this model, from this machine's measured rates
     cpu: str = ""  # the CPU and its flags (AVX2, AVX-512, AVX512-BF16, AMX), which decide the precision
     adapter: str | None = None
     ready: bool = False
@@ -61,7 +65,7 @@ class GhostframeServer(LanguageServer):
     used from two threads and the event loop keeps answering while it runs.
     """
 
-    def __init__(self, defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions()):
+    def __init__(self, defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions(), speculation: str = "auto"):
         super().__init__(
             "ghostframe",
             __version__,
@@ -77,6 +81,7 @@ class GhostframeServer(LanguageServer):
         )
         self.defaults = defaults
         self.speed = speed
+        self.speculation = speculation  # llama.cpp's speculative decoding (command line only)
         self.settings = defaults
         self.engine: CompletionEngine | None = None
         self.status = Status()
@@ -146,10 +151,7 @@ class GhostframeServer(LanguageServer):
         """What the server keeps per document, for `ghostframe.status` (and the soak bench)."""
         workspace = self.protocol._workspace
         engine = self.engine
-        kept = set()
-        if engine is not None:
-            # list(dict) copies in one C call, safe while the model worker changes the dict
-            kept = set(list(getattr(engine.prefix_cache, "_entries", {}))) | set(list(getattr(engine, "_shown", {})))
+        kept = engine.documents() if engine is not None else set()
         return {
             "documents": len(workspace.text_documents) if workspace else 0,
             "notebooks": len(workspace.notebook_documents) if workspace else 0,
@@ -197,27 +199,34 @@ class GhostframeServer(LanguageServer):
             return None  # superseded by a newer change, or nothing configured
         return result[0]
 
-    def _model_request(self, settings: Settings) -> tuple[str, str, str, str, bool]:
+    def _model_request(self, settings: Settings) -> ModelOptions:
         """Settings fall back to the command line's values (`ghostframe-server --model ...`)."""
-        return (settings.model or self.defaults.model, settings.adapter or self.defaults.adapter,
-                settings.device if settings.device != "auto" else self.defaults.device,
-                settings.precision if settings.precision != "auto" else self.defaults.precision,
-                settings.force_adapter or self.defaults.force_adapter)
+        auto = lambda name: getattr(settings, name) if getattr(settings, name) != "auto" else getattr(self.defaults, name)  # noqa: E731
+        return ModelOptions(model=settings.model or self.defaults.model, adapter=settings.adapter or self.defaults.adapter,
+                            device=auto("device"), precision=auto("precision"), engine=auto("engine"),
+                            speculation=self.speculation,
+                            force_adapter=settings.force_adapter or self.defaults.force_adapter)
 
     # --- model loading -------------------------------------------------------------------
 
     def start_loading(self) -> None:
         """Drop the current model now (requests answer empty at once) and load in the background."""
         self._load_serial += 1
-        model, adapter, device, precision, force_adapter = self._model_request(self.settings)
-        self.engine = None
+        request = self._model_request(self.settings)
+        self.close_engine()
         self.warmer.cancel_all()
-        self.announce(ready=False, error=None, model=model or "default",
-                      adapter=adapter or None, device=device, precision="", message="loading model")
-        asyncio.ensure_future(self._load(self._load_serial, model, adapter, device, precision, force_adapter))
+        self.announce(ready=False, error=None, model=request.model or "auto", adapter=request.adapter or None,
+                      device=request.device, precision="", engine="", engineReason="", modelChoice="",
+                      message="loading model")
+        asyncio.ensure_future(self._load(self._load_serial, request))
 
-    async def _load(self, serial: int, model: str, adapter: str, device: str, precision: str,
-                    force_adapter: bool = False) -> None:
+    def close_engine(self) -> None:
+        """Drop the engine now (requests answer empty at once); free its model after the job running."""
+        engine, self.engine = self.engine, None
+        if engine is not None:
+            self.model_worker.submit(engine.close)
+
+    async def _load(self, serial: int, request: ModelOptions) -> None:
         """Load the model, reporting work-done progress to the editor."""
         loop = asyncio.get_running_loop()
         token = await self._begin_progress("ghostframe: loading model")
@@ -228,30 +237,37 @@ class GhostframeServer(LanguageServer):
         started = time.perf_counter()
         try:
             loaded = await loop.run_in_executor(
-                self.model_worker, lambda: load_model(model or None, adapter or None, device, report,
-                                                     precision=precision, force_adapter=force_adapter)
-            )
+                self.model_worker, lambda: load_model(
+                    request.model or None, request.adapter or None, request.device, report,
+                    precision=request.precision, force_adapter=request.force_adapter, engine=request.engine,
+                    speculation=request.speculation))
         except ModelLoadError as exc:
             loaded, error = None, str(exc)
         except Exception as exc:  # never let a load take the server down
             log.exception("model load failed")
             loaded, error = None, f"{type(exc).__name__}: {exc}"
         if serial != self._load_serial:
-            return  # a newer load superseded this one
+            if loaded is not None:  # a newer load superseded this one
+                self.model_worker.submit(make_engine(loaded).close)
+            return
         if loaded is None:
             self._end_progress(token, "failed")
             self.tell(f"ghostframe could not load its model: {error}", types.MessageType.Error)
             self.announce(error=error, message=error)  # after the message: a client acting on "error" has it
             return
-        self.engine = CompletionEngine(loaded, self.speed)
+        self.engine = make_engine(loaded, self.speed)
         seconds = time.perf_counter() - started
         self._end_progress(token, f"ready in {seconds:.1f}s")
+        where = f"{loaded.model_name} on {loaded.device} ({loaded.engine}, {loaded.precision})"
         self.announce(ready=True,
                       model=loaded.model_name, device=loaded.device, adapter=loaded.adapter,
-                      precision=loaded.precision, cpu=cpu_description(),
+                      precision=loaded.precision, cpu=cpu_description(), engine=loaded.engine,
+                      engineReason=loaded.engine_reason,
+                      modelChoice=loaded.tier.describe() if loaded.tier is not None else "",
                       precisionChoice=loaded.precision_choice.describe() if loaded.precision_choice else "",
-                      message=f"{loaded.model_name} on {loaded.device} ({loaded.precision})")
-        self.log_to_client(f"model {loaded.model_name} ready on {loaded.device} ({loaded.precision}) in {seconds:.1f}s")
+                      message=where)
+        self.log_to_client(f"model {where} ready in {seconds:.1f}s"
+                           + (f"; {loaded.tier.describe()}" if loaded.tier is not None else ""))
 
     async def _begin_progress(self, title: str) -> str | None:
         window = self.client_capabilities.window
@@ -379,9 +395,10 @@ class GhostframeServer(LanguageServer):
 
 
 
-def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions()) -> GhostframeServer:
+def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions(),
+                  speculation: str = "auto") -> GhostframeServer:
     """A fresh server with every handler registered (one per process; tests start processes)."""
-    ls = GhostframeServer(defaults, speed)
+    ls = GhostframeServer(defaults, speed, speculation)
 
     @ls.feature(types.INITIALIZE)
     def on_initialize(ls: GhostframeServer, params: types.InitializeParams):

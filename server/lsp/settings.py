@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from ghostframe.server.inference.model_options import DEVICES, PRECISIONS
+from ghostframe.server.inference.model_options import DEVICES, ENGINES, PRECISIONS
 
 
 def setting(default: Any, description: str, *, minimum: int | None = None, maximum: int | None = None,
@@ -34,6 +34,8 @@ class Settings:
                                   "approve it (found it no better than the base model, or worse).",
                                   scope="machine-overridable")
     device: str = setting("auto", "Where the model runs: `auto` picks the GPU when there is one.", enum=DEVICES)
+    engine: str = setting("auto", "What runs the model: `auto` uses llama.cpp for GGUF models (the pinned ones) on a "
+                          "CPU and torch on a GPU or for Hugging Face folders.", enum=ENGINES)
     precision: str = setting("auto", "What the weights run in on a CPU: `auto` times int8, float32 (and bfloat16 "
                              "where the CPU has it) once per model and CPU and keeps the fastest.", enum=PRECISIONS)
     max_new_tokens: int = setting(64, "Most tokens in one suggestion.", minimum=1, maximum=512)

@@ -117,7 +117,7 @@ def micro(loaded, ids: list[int], steps: int = 16) -> dict:
 
 def first_request(loaded, document: str, args: argparse.Namespace, budget: int) -> dict:
     """The first request at the end of a just-opened file: cold, after a pause spent warming, fully warm."""
-    from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+    from ghostframe.server.inference.engine import SpeedOptions, TorchEngine
     from ghostframe.server.inference.prompt import CompletionContext
     from ghostframe.server.inference.warming import CHUNK_TOKENS
 
@@ -125,7 +125,7 @@ def first_request(loaded, document: str, args: argparse.Namespace, budget: int) 
     out = {}
     for name, pause in (("cold", 0.0), (f"after {args.pause_after_open:g} s warming", args.pause_after_open),
                         ("fully warm", float("inf"))):
-        engine = CompletionEngine(loaded, SpeedOptions(typed_through=False))
+        engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
         ids, started = engine.prompt_ids(ctx, budget), time.perf_counter()
         while pause > 0 and time.perf_counter() - started < pause:  # warming.py's chunks, back to back
             if engine.warm_step("doc", ids, CHUNK_TOKENS).done:
@@ -174,7 +174,7 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     from ghostframe.server.inference.quiet import quiet_transformers
-    from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions
+    from ghostframe.server.inference.engine import SpeedOptions, TorchEngine
     from ghostframe.server.inference.prompt import CompletionContext, build_prompt
     from ghostframe.server.lsp.settings import Settings
 
@@ -224,7 +224,7 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
         rows["plain_generate"]["first"].append(first.at - started)
         rows["plain_generate"]["tokens"].append(out.shape[1] - len(ids))
     for name, (model, options) in paths.items():
-        engine = CompletionEngine(model, options)
+        engine = TorchEngine(model, options)
         for document in documents:
             done = engine.complete(CompletionContext(document, ""), args.max_new_tokens, budget, True, document="bench")
             rows[name]["total"].append(done.seconds)

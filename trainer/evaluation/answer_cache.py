@@ -71,15 +71,38 @@ def _completion_code_digest() -> str:
 
 def system_key(loaded: Any, settings: dict) -> str:
     """The key of a loaded model (`LoadedModel`) answering under `settings` (generation options)."""
-    import torch
     import transformers
 
-    wide = sorted({str(m.wide_dtype) for m in loaded.model.modules() if hasattr(m, "wide_dtype")})
-    facts = {"weights": weights_digest(loaded.model), "precision": loaded.precision, "prefill": wide,
-             "device": str(loaded.device).split(":")[0], "settings": settings,
-             "code": _completion_code_digest(), "torch": torch.__version__,
-             "transformers": transformers.__version__}
-    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()[:32]
+    facts = {"precision": loaded.precision, "device": str(loaded.device).split(":")[0], "settings": settings,
+             "code": _completion_code_digest(), "transformers": transformers.__version__, "engine": loaded.engine}
+    if loaded.engine == "llama.cpp":  # the GGUF file and adapter as llama.cpp reads them, and its build
+        import xllamacpp
+
+        config = loaded.model.config
+        files = [config.gguf, *(path for path, _ in config.lora)]
+        facts.update(weights=[file_digest(path) for path in files], llama_cpp=xllamacpp.__version__,
+                     speculation=config.speculation)
+    else:
+        import torch
+
+        facts.update(weights=weights_digest(loaded.model), torch=torch.__version__,
+                     prefill=sorted({str(m.wide_dtype) for m in loaded.model.modules() if hasattr(m, "wide_dtype")}))
+    return hashlib.sha256(json.dumps(facts, sort_keys=True, default=str).encode()).hexdigest()[:32]
+
+
+@lru_cache(maxsize=16)
+def _digest_of(path: str, size: int, mtime: float) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def file_digest(path: Any) -> str:
+    """SHA-256 of a file, computed once per size and modification time."""
+    stat = os.stat(path)
+    return _digest_of(str(path), stat.st_size, stat.st_mtime)
 
 
 class AnswerCache:

@@ -44,6 +44,7 @@ class Generation:
     device: str = "auto"
     threads: int | None = None  # CPU threads for torch in process (None: the loader's choice, all cores)
     precision: str = "auto"  # CPU weights, as the server's --precision (auto: the fastest measured here)
+    engine: str = "auto"  # what runs the model, as the server's --engine (auto: the engine that serves here)
 
     def answer_settings(self) -> dict:
         """What, besides the model and the prompt, decides an answer (threads and device do not)."""
@@ -52,7 +53,7 @@ class Generation:
 
     def lsp_settings(self) -> dict:
         return {"maxNewTokens": self.max_new_tokens, "maxPromptTokens": self.max_prompt_tokens,
-                "multiline": self.multiline, "precision": self.precision}
+                "multiline": self.multiline, "precision": self.precision, "engine": self.engine}
 
 
 @dataclass(frozen=True)
@@ -89,17 +90,17 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     """
     import torch
 
-    from ghostframe.server.inference.engine import CompletionEngine
+    from ghostframe.server.inference.engine import make_engine
     from ghostframe.server.inference.model_loading import load_model
 
     model, adapter = system.load_arguments()
     # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
     loaded = load_model(model or None, adapter or None, gen.device, report, precision=gen.precision,
-                        force_adapter=True)
+                        force_adapter=True, engine=gen.engine)
     key = None if system.adapter else system_key(loaded, gen.answer_settings())
     earlier = cache.load(key) if key and cache is not None else {}
     new: dict[str, list] = {}
-    engine = CompletionEngine(loaded)
+    engine = make_engine(loaded)
     threads = torch.get_num_threads()
     if gen.threads:  # after loading, which sets one thread per core
         torch.set_num_threads(gen.threads)
@@ -124,9 +125,10 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     if key and cache is not None and new:
         cache.save(key, {**earlier, **new})
     info = {"model_name": loaded.model_name, "device": loaded.device, "fingerprint": loaded.fingerprint,
-            "precision": loaded.precision, "cached": cached}
+            "precision": loaded.precision, "engine": loaded.engine, "cached": cached}
     if key:
         info["answer_key"] = key
+    engine.close()
     del engine, loaded
     return out, info
 
@@ -138,7 +140,8 @@ async def _predict_via_lsp(system: System, cases: list[Case], gen: Generation, p
     from ghostframe.server.inference.model_options import ModelOptions
 
     model, adapter = system.load_arguments()
-    args = ModelOptions(model=model, adapter=adapter, device=gen.device, precision=gen.precision).server_args()
+    args = ModelOptions(model=model, adapter=adapter, device=gen.device, precision=gen.precision,
+                        engine=gen.engine).server_args()
     client = EditorClient(verbose=False)
     await client.start([*args, "--log-level", "WARNING"], gen.lsp_settings())
     try:
@@ -155,7 +158,8 @@ async def _predict_via_lsp(system: System, cases: list[Case], gen: Generation, p
             client.text_document_did_close(types.DidCloseTextDocumentParams(
                 text_document=types.TextDocumentIdentifier(uri=uri)))
             out.append(Prediction(text, seconds))
-        info = {"model_name": status.get("model"), "device": status.get("device"), "fingerprint": ""}
+        info = {"model_name": status.get("model"), "device": status.get("device"), "fingerprint": "",
+                "engine": status.get("engine")}
     finally:
         await client.close()
     return out, info

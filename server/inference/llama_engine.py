@@ -1,0 +1,314 @@
+"""llama.cpp in process: the CPU engine, serving the pinned GGUF files as they are.
+
+`xllamacpp` (a prebuilt wheel: no compiler on the user's machine) runs llama-server's engine
+inside this process. Each open document gets a slot of its own (llama-server's `id_slot`), so
+its KV cache survives keystrokes in other documents; `cache_prompt` reuses the longest common
+token prefix of the slot's last prompt, and `n_cache_reuse` shifts cached chunks that only moved
+(the window start stepped on). Prompts are the same `build_prompt` token ids the torch engine
+gets (the GGUF's vocabulary and the Hugging Face tokenizer agree: tests/test_llama_engine.py);
+tokens stream back one by one (`n_probs` carries their ids) and the shared stop rule stops a
+request by returning True from the stream callback, which cancels it in the engine's loop. A
+prompt's prefill reports progress per batch, so a newer keystroke also stops a long prefill.
+
+llama-server also listens for HTTP: here on a Unix socket in a private folder, with a random API
+key, so no other user's process can reach it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import logging
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from ghostframe.server.inference.engine import (MAX_CACHED_DOCUMENTS, CompletionEngine, SpeedOptions, StopRule,
+                                                WarmProgress)
+from ghostframe.server.inference.model_loading import LoadedModel
+
+log = logging.getLogger("ghostframe.llama")
+
+# Prompt tokens evaluated per batch: a cancelled request stops after the batch it is in, and
+# 256 is as fast per token as llama-server's 512 for the pinned models on 2 AVX2 cores.
+BATCH_TOKENS = 256
+# Chunks at least this long that moved are shifted into place instead of recomputed
+# (llama.vscode's --cache-reuse 256).
+CACHE_REUSE_TOKENS = 256
+SPECULATIONS = ("none", "ngram", "draft")
+# Draft tokens per step: the 0.5B model drafting for the 1.5B, llama.vscode's FIM presets' values.
+DRAFT_MAX, DRAFT_MIN = 16, 0
+
+
+def available() -> str | None:
+    """None when the llama.cpp binding can be imported, else why not."""
+    try:
+        import xllamacpp  # noqa: F401
+    except ImportError as exc:
+        return f"the llama.cpp binding xllamacpp is not installed ({exc})"
+    return None
+
+
+def physical_cores() -> int:
+    """Cores this process may run on (llama.cpp gains nothing from hyper-threads' second halves
+    for decoding, but most laptops expose no SMT to containers either way)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """How llama.cpp runs a GGUF file; every field shapes the context at load."""
+
+    gguf: Path
+    threads: int = field(default_factory=physical_cores)
+    slots: int = MAX_CACHED_DOCUMENTS + 1   # one per cached document, one for requests without a document
+    slot_tokens: int = 2048                 # context per slot: the prompt plus the new tokens
+    speculation: str = "none"               # none | ngram (prompt lookup) | draft (a small model drafts)
+    draft: Path | None = None               # the draft model's GGUF, with speculation="draft"
+    lora: tuple[tuple[Path, float], ...] = ()
+    batch_tokens: int = BATCH_TOKENS
+
+
+class LlamaError(RuntimeError):
+    """llama.cpp refused a request or a model; the message is llama-server's."""
+
+
+class LlamaRuntime:
+    """One GGUF model (plus draft and LoRA) loaded by llama.cpp, with `slots` KV caches."""
+
+    def __init__(self, config: RuntimeConfig):
+        import xllamacpp as xlc
+
+        self.config = config
+        self._folder = tempfile.mkdtemp(prefix="ghostframe-llama-")  # 0700: the socket's only door
+        self._api_key = secrets.token_hex(16)
+        p = xlc.CommonParams()
+        p.model.path = str(config.gguf)
+        p.n_parallel = config.slots
+        p.n_ctx = config.slots * config.slot_tokens
+        p.n_batch = p.n_ubatch = config.batch_tokens
+        p.cpuparams.n_threads = p.cpuparams_batch.n_threads = config.threads
+        p.n_cache_reuse = CACHE_REUSE_TOKENS
+        p.cache_ram_mib = 0          # documents keep their own slots; no second copy in RAM
+        p.cache_idle_slots = False
+        p.endpoint_slots = p.endpoint_metrics = p.endpoint_props = False
+        p.hostnames = [os.path.join(self._folder, "llama.sock")]
+        p.api_keys = [self._api_key]
+        p.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else 1
+        if config.lora:
+            p.lora_adapters = [xlc.CommonAdapterLoraInfo(str(path), scale) for path, scale in config.lora]
+        if config.speculation == "draft":
+            if config.draft is None:
+                raise ValueError("speculation 'draft' needs a draft model")
+            p.speculative.types = [xlc.common_speculative_type.COMMON_SPECULATIVE_TYPE_DRAFT_SIMPLE]
+            p.speculative.draft.mparams.path = str(config.draft)
+            p.speculative.draft.n_max, p.speculative.draft.n_min = DRAFT_MAX, DRAFT_MIN
+            p.speculative.draft.cpuparams.n_threads = p.speculative.draft.cpuparams_batch.n_threads = config.threads
+        elif config.speculation == "ngram":
+            p.speculative.types = [xlc.common_speculative_type.COMMON_SPECULATIVE_TYPE_NGRAM_SIMPLE]
+        elif config.speculation != "none":
+            raise ValueError(f"unknown speculation {config.speculation!r}: use one of {', '.join(SPECULATIONS)}")
+        try:
+            self._server = xlc.Server(p)
+        except RuntimeError as exc:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            raise LlamaError(f"llama.cpp could not load {config.gguf.name}: {exc}") from exc
+
+    def stream(self, ids: list[int], max_tokens: int, slot: int, on_tokens: Callable[[list[int]], bool],
+               cache_prompt: bool = True, keep_going: Callable[[], bool] = lambda: True) -> dict:
+        """Greedy tokens after `ids` in `slot`: `on_tokens(all new ids)` after each; True stops the request.
+
+        `keep_going()` is also asked while the prompt is evaluated (once per batch); False stops
+        it there. Returns llama-server's timings of the request (empty when it was stopped).
+        """
+        new: list[int] = []
+        timings: dict = {}
+        errors: list[str] = []
+
+        def receive(chunk: Any) -> bool:
+            if isinstance(chunk, (str, bytes)):
+                chunk = json.loads(chunk)
+            if "error" in chunk or "code" in chunk and "choices" not in chunk:
+                errors.append(str(chunk.get("error") or chunk.get("message") or chunk))
+                return True
+            timings.update(chunk.get("timings") or {})
+            choice = (chunk.get("choices") or [{}])[0]
+            tokens = [entry["id"] for entry in ((choice.get("logprobs") or {}).get("content") or [])]
+            if not tokens:
+                return not keep_going()  # a prompt-progress event (or the final one)
+            new.extend(tokens)
+            return on_tokens(new)
+
+        request = {"prompt": ids, "max_tokens": max_tokens, "temperature": 0.0, "n_probs": 1, "stream": True,
+                   "return_progress": True, "timings_per_token": True, "cache_prompt": cache_prompt, "id_slot": slot,
+                   "n_cache_reuse": CACHE_REUSE_TOKENS if cache_prompt else 0}
+        self._server.handle_completions(request, receive)
+        if errors:
+            raise LlamaError(errors[0])
+        return timings
+
+    def prefill(self, ids: list[int], slot: int) -> dict:
+        """Evaluate `ids` into `slot`'s cache and generate nothing (llama-server's n_predict 0)."""
+        result = self._server.handle_completions({"prompt": ids, "max_tokens": 0, "id_slot": slot,
+                                                  "cache_prompt": True, "n_cache_reuse": CACHE_REUSE_TOKENS})
+        if "choices" not in result:
+            raise LlamaError(str(result.get("error") or result.get("message") or result))
+        return result.get("timings") or {}
+
+    def timed(self, ids: list[int], new_tokens: int) -> dict:
+        """A cold prefill of `ids` and exactly `new_tokens` greedy tokens; llama-server's timings of it."""
+        result = self._server.handle_completions({"prompt": ids, "max_tokens": new_tokens, "temperature": 0.0,
+                                                  "ignore_eos": True, "cache_prompt": False, "id_slot": 0})
+        if "timings" not in result:
+            raise LlamaError(str(result.get("error") or result.get("message") or result))
+        return result["timings"]
+
+    def tokenize(self, text: str) -> list[int]:
+        """llama.cpp's own tokenization of `text` (no BOS, special tokens as text), over its socket."""
+        body = json.dumps({"content": text, "add_special": False, "parse_special": False})
+        return json.loads(self._http("POST", "/tokenize", body))["tokens"]
+
+    def _http(self, method: str, path: str, body: str) -> str:
+        connection = _UnixConnection(self.config_socket())
+        try:
+            connection.request(method, path, body=body.encode(), headers={
+                "Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
+            response = connection.getresponse()
+            data = response.read().decode()
+            if response.status != 200:
+                raise LlamaError(f"llama-server answered {response.status}: {data[:300]}")
+            return data
+        finally:
+            connection.close()
+
+    def config_socket(self) -> str:
+        return os.path.join(self._folder, "llama.sock")
+
+    def close(self) -> None:
+        """Stop llama.cpp's loop and free the model (the object is unusable afterwards)."""
+        server, self._server = getattr(self, "_server", None), None
+        del server
+        shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: str):
+        super().__init__("localhost", timeout=60)
+        self._path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(self.timeout)
+        self.sock.connect(self._path)
+
+
+class _Slots:
+    """Which llama.cpp slot holds which document's cache, least recently used first out.
+
+    The last slot is never given to a document: requests without one (the evaluation) use it.
+    `held[document]` mirrors the token ids the slot's cache holds (what warming has to add).
+    """
+
+    def __init__(self, documents: int):
+        self.free = list(range(documents))
+        self.by_document: OrderedDict[str, int] = OrderedDict()
+        self.held: dict[str, list[int]] = {}
+        self.spare = documents
+
+    def of(self, document: str) -> int:
+        if document in self.by_document:
+            self.by_document.move_to_end(document)
+            return self.by_document[document]
+        if not self.free:
+            oldest, slot = self.by_document.popitem(last=False)
+            self.held.pop(oldest, None)
+            self.free.append(slot)
+        self.by_document[document] = slot = self.free.pop()
+        return slot
+
+    def release(self, document: str) -> None:
+        if (slot := self.by_document.pop(document, None)) is not None:
+            self.free.append(slot)
+        self.held.pop(document, None)
+
+
+def common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class LlamaEngine(CompletionEngine):
+    """The completion engine on llama.cpp (see the module docstring)."""
+
+    kind = "llama.cpp"
+
+    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
+                 max_cached_documents: int = MAX_CACHED_DOCUMENTS):
+        super().__init__(loaded, options, max_cached_documents)
+        self.runtime: LlamaRuntime = loaded.model
+        documents = min(max_cached_documents, self.runtime.config.slots - 1)
+        self.slots = _Slots(documents)
+        self._lock = threading.Lock()  # slot bookkeeping is touched from the worker only; forget may come from elsewhere
+
+    def _forget_cache(self, document: str) -> None:
+        with self._lock:
+            self.slots.release(document)
+
+    def cached_documents(self) -> set[str]:
+        with self._lock:
+            return set(self.slots.by_document)
+
+    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
+        target = len(ids) - 1
+        if not self.options.prefix_cache:
+            return WarmProgress(target, target, 0)
+        with self._lock:
+            slot = self.slots.of(document)
+            have = min(common_prefix(self.slots.held.get(document, []), ids), target)
+        if have >= target:
+            return WarmProgress(have, target, 0)
+        end = target if target - have <= chunk_tokens * 3 // 2 else have + chunk_tokens
+        timings = self.runtime.prefill(ids[:end], slot)
+        with self._lock:
+            if self.slots.by_document.get(document) == slot:
+                self.slots.held[document] = ids[:end]
+        return WarmProgress(end, target, int(timings.get("prompt_n", end - have)))
+
+    def _generate(self, ids, max_new_tokens, should_stop: StopRule, document, cancel) -> tuple[list[int], int]:
+        use_cache = self.options.prefix_cache and document is not None
+        with self._lock:
+            slot = self.slots.of(document) if use_cache else self.slots.spare
+        kept: list[int] = []
+
+        def on_tokens(new: list[int]) -> bool:
+            # a step may bring several tokens (speculation): keep what one at a time would have kept
+            for n in range(len(kept) + 1, len(new) + 1):
+                if should_stop(new[:n]):
+                    kept[:] = new[:n]
+                    return True
+            kept[:] = new
+            return len(new) >= max_new_tokens
+
+        timings = self.runtime.stream(ids, max_new_tokens, slot, on_tokens, cache_prompt=use_cache,
+                                      keep_going=lambda: not cancel.is_set())
+        if use_cache:
+            with self._lock:
+                if self.slots.by_document.get(document) == slot:
+                    self.slots.held[document] = ids + kept
+        return kept[:max_new_tokens], int(timings.get("cache_n", 0))
+
+    def close(self) -> None:
+        self.runtime.close()
