@@ -18,6 +18,7 @@ import pytest
 
 from ghostframe.trainer.data.corpus import CorpusOptions, build_corpus
 from ghostframe.trainer.data.notebooks import notebook_to_python
+from ghostframe.trainer.data import scrub_check
 from ghostframe.trainer.data.scrub_check import changed_lines, check_folders
 from ghostframe.trainer.data.scrubbing import scrub_secrets
 from trainer_fixtures import notebook_json
@@ -110,6 +111,20 @@ def planted_secrets(seed: int = 0) -> list[Planted]:
         add("high_entropy_signing_key", 'signing_key = "{}"', _rand(rng, "0123456789abcdef", 40))
         add("shell_curl_header", '!curl -H "Authorization: Bearer {}" https://api.example.com/v1', _rand(rng, ALNUM, 40),
             notebook=True)
+        # Secrets passed without a name, beside a recognised credential; not 40 characters, so
+        # the AWS secret-key rule alone does not catch them.
+        key_id = "AKIA" + _rand(rng, string.ascii_uppercase + "234567", 16)
+        for length in (32, 44):
+            secret = _rand(rng, B64, length)
+            add("aws_pair_positional", 's3 = boto3.client("s3", "{}", "{}")', key_id, secret)
+            add("aws_pair_session", 'session = boto3.Session("{}", "{}")', key_id, secret)
+            add("aws_pair_tuple", 'KEY_ID, SECRET = "{}", "{}"', key_id, secret)
+            add("aws_pair_multiline_call", 'client = boto3.client(\n    "s3",\n    "{}",\n    "{}",\n    region_name="eu-west-1",\n)',
+                key_id, secret)
+            add("aws_pair_notebook", 'import boto3\ns3 = boto3.resource("s3", "{}", "{}")\nbucket = s3.Bucket("sales")',
+                key_id, secret, notebook=True)
+        add("key_beside_named_secret", 'client = pusher.Pusher("1234567", "{}", secret="{}", cluster="eu")',
+            _rand(rng, "0123456789abcdef", 20), _password(rng))
     return out
 
 
@@ -209,6 +224,51 @@ mask_token = "[MASK]"
 '''
 
 
+def _key_id(rng: random.Random) -> str:
+    return "AKIA" + _rand(rng, string.ascii_uppercase + "234567", 16)
+
+
+def test_key_shaped_literals_are_scrubbed_only_beside_a_credential():
+    rng = random.Random(11)
+    key_id, secret, token = _key_id(rng), _rand(rng, B64, 36), "hf_" + _rand(rng, ALNUM, 34)
+    lonely = _rand(rng, B64, 36)  # shaped like a key, with no credential in its statement
+    sha = "".join(rng.choice("0123456789abcdef") for _ in range(40))
+    png = "data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="
+    code = (
+        f's3 = boto3.client("s3", "{key_id}", "{secret}", region_name="eu-west-1", endpoint_url="https://s3.eu-west-1.amazonaws.com")\n'
+        f'df = wr.s3.read_csv("s3://sales-bucket/raw/orders_2023.csv", boto3_session=boto3.Session("{key_id}", "{secret}"),\n'
+        f'                    usecols=["CustomerID2023Q1", "order_date", "AnnualIncomeUSD"], sep=";")\n'
+        f'model = AutoModel.from_pretrained("HuggingFaceTB/SmolLM2-360M-Instruct", "AutoModelForSeq2SeqLM", token="{token}")\n'
+        f'path = hf_hub_download("EleutherAI/gpt-neo-125m", "data/train-00000-of-00001.parquet", revision="{sha}", token="{token}")\n'
+        f'image = decode("{png}", "/home/analyst/projects/churn_2023/models/xgb_v2.pkl", "{key_id}")\n'
+        f'nonce = make_nonce("{lonely}")\n'
+        f'checksum = verify("{sha}", ["{lonely}"])\n'
+    )
+    compile(code, "beside", "exec")
+    scrubbed, counts = scrub_secrets(code)
+    for gone in (key_id, secret, token):
+        assert gone not in scrubbed
+    assert counts["beside_credential"] == 2  # the two positional secrets, nothing else
+    kept = ["s3", "eu-west-1", "https://s3.eu-west-1.amazonaws.com", "s3://sales-bucket/raw/orders_2023.csv",
+            "CustomerID2023Q1", "order_date", "AnnualIncomeUSD", ";", "HuggingFaceTB/SmolLM2-360M-Instruct",
+            "AutoModelForSeq2SeqLM", "EleutherAI/gpt-neo-125m", "data/train-00000-of-00001.parquet", png,
+            "/home/analyst/projects/churn_2023/models/xgb_v2.pkl"]
+    for literal in kept:
+        assert f'"{literal}"' in scrubbed, literal
+    assert scrubbed.count(sha) == 2  # given to `revision=`, and in a statement without a credential
+    assert scrubbed.count(lonely) == 2
+
+
+def test_untokenizable_text_scrubs_a_secret_beside_a_credential():
+    rng = random.Random(12)
+    key_id, secret, other = _key_id(rng), _rand(rng, B64, 32), _rand(rng, B64, 32)
+    sha = "".join(rng.choice("0123456789abcdef") for _ in range(40))
+    code = f'print "python 2"\ns3 = boto3.client("s3", "{key_id}", "{secret}", rev="{sha}")\nnonce = make("{other}")\n'
+    scrubbed, counts = scrub_secrets(code)
+    assert secret not in scrubbed and key_id not in scrubbed and counts["beside_credential"] == 1
+    assert sha in scrubbed and other in scrubbed and 'print "python 2"' in scrubbed
+
+
 def test_code_without_secrets_is_left_alone():
     compile(NO_SECRETS, "no_secrets", "exec")
     assert changed_lines(NO_SECRETS) == []
@@ -219,16 +279,20 @@ def test_code_without_secrets_is_left_alone():
 def test_notebook_secrets_never_reach_the_training_data(tmp_path):
     rng = random.Random(9)
     pw, aws = _password(rng), _rand(rng, B64, 40)
+    key_id, secret = _key_id(rng), _rand(rng, B64, 36)
     repo = tmp_path / "repo"
     repo.mkdir()
     (repo / "explore.ipynb").write_text(notebook_json([
         ("code", f"%env AWS_SECRET_ACCESS_KEY={aws}\n!export API_PASSWORD={pw}\nimport pandas as pd"),
         ("code", f'db_password: str = "{pw}"\ndf = pd.read_sql("select 1", f"postgresql://me:{pw}@db/x")'),
+        ("code", f's3 = boto3.client("s3", "{key_id}", "{secret}")\ndf = pd.read_csv("s3://sales/orders.csv")'),
     ]))
     report = build_corpus(tmp_path / "data", [repo], options=CorpusOptions(valid_fraction=0.0))
     written = (tmp_path / "data" / "train.jsonl").read_text()
-    assert pw not in written and aws not in written
-    assert sum(report.to_dict()["secrets_scrubbed"].values()) == 4
+    assert pw not in written and aws not in written and key_id not in written and secret not in written
+    assert "s3://sales/orders.csv" in written
+    found = report.to_dict()["secrets_scrubbed"]
+    assert sum(found.values()) == 6 and found["beside_credential"] == 1
 
 
 def _real_corpus() -> Path | None:
@@ -250,7 +314,25 @@ def test_real_corpus_has_no_line_changed():
     if corpus is None:
         pytest.skip("real corpus not fetched: run `bash ../shared/corpora/fetch.sh` (the synthetic "
                     "false-positive set above still ran)")
-    files, lines, changed = check_folders([corpus])
-    print(f"\n{corpus}: {files} files, {lines} lines, {len(changed)} changed by scrubbing")
+    key_shaped: list = []
+    files, lines, changed = check_folders([corpus], key_shaped=key_shaped)
+    print(f"\n{corpus}: {files} files, {lines} lines, {len(changed)} changed by scrubbing, "
+          f"{len(key_shaped)} key-shaped literals given to no name")
     assert files > 100
     assert changed == [], "\n".join(f"{c.path}:{c.line}: {c.before.strip()} -> {c.after.strip()}" for c in changed)
+    # Even beside a credential, none of its literals would be taken for a key.
+    assert key_shaped == []
+
+
+def test_scrub_check_reports_kinds_and_key_shaped_literals(tmp_path, capsys):
+    rng = random.Random(13)
+    key_id, secret, lonely = _key_id(rng), _rand(rng, B64, 36), _rand(rng, B64, 36)
+    (tmp_path / "load.py").write_text(f'import boto3\ns3 = boto3.client("s3", "{key_id}", "{secret}")\nx = f("{lonely}")\n')
+    assert scrub_check.main(["--key-shaped", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "secrets found: aws_access_key_id 1, beside_credential 1" in out
+    assert f"load.py:3: key-shaped literal '{lonely}'" in out and f"load.py:2: key-shaped literal '{secret}'" in out
+    assert "1 files, 4 lines, 1 lines changed by scrubbing" in out
+    with pytest.raises(SystemExit):
+        scrub_check.main([str(tmp_path / "missing")])
+    assert "not a folder" in capsys.readouterr().err

@@ -2,7 +2,7 @@
 
 A model trained on a token memorises it and can complete it for anyone who uses the
 adapter, so each recognisable secret becomes a fixed placeholder such as `<API_KEY>`.
-Two passes:
+Two passes, and a rule that follows from them:
 
 1. formats (`secret_formats`): private keys, issuer tokens, JWTs, URL passwords and
    Authorization values, wherever they appear;
@@ -14,6 +14,12 @@ Two passes:
    lines end up) and string contents are read as free text: `%env NAME=value`,
    `export NAME=value`, `password: hunter2`. A 40-character AWS secret key is
    recognised in any string literal, even passed positionally.
+3. beside a credential: in a statement where either pass found one, a string literal
+   given to no name (a positional argument, a tuple or list item) that is shaped like a
+   key (`looks_like_token`) is one too: `boto3.client("s3", "AKIA…", "<secret>")`,
+   `KEY_ID, SECRET = "AKIA…", "<secret>"`. Secrets do not always sit next to a telling
+   name, but a random-looking string next to a recognised key almost surely is its pair.
+   A literal given to a name is left to the name's rule (`revision="<sha>"` is kept).
 
 Text that Python cannot tokenize (Python 2, a broken notebook cell) gets the same rules
 through regular expressions on its lines.
@@ -32,6 +38,7 @@ from ghostframe.trainer.data.secret_formats import (
     AWS_SECRET_CANDIDATE,
     PLACEHOLDERS,
     looks_like_aws_secret,
+    looks_like_token,
     scrub_formats,
 )
 from ghostframe.trainer.data.secret_names import (
@@ -43,7 +50,7 @@ from ghostframe.trainer.data.secret_names import (
     value_is_secret,
 )
 
-__all__ = ["PLACEHOLDERS", "scrub_secrets"]
+__all__ = ["PLACEHOLDERS", "key_shaped_literals", "scrub_secrets"]
 
 _STRING_PREFIX = re.compile(r"(?P<prefix>[A-Za-z]*)(?P<quote>'''|\"\"\"|'|\")")
 _FSTRING_FIELD = re.compile(r"\{\{|\}\}|\{[^{}]*\}")
@@ -59,6 +66,8 @@ _ENV_COMMAND = re.compile(
     + _VALUE
 )
 _SHELL_LINE = re.compile(_SHELL_START)
+# For the fallback: a quoted literal without spaces, quotes or escapes.
+_QUOTED_WORD = re.compile(r"""(?P<quote>["'])(?P<value>[^"'\s\\]+)(?P=quote)""")
 # For the fallback: name [annotation] = / : / == followed by a string literal of any quoting.
 _CODE_ASSIGNMENT = re.compile(
     r"""(?P<name>['"]?[A-Za-z_][\w.-]*['"]?)\]?"""
@@ -76,6 +85,26 @@ def scrub_secrets(text: str) -> tuple[str, Counter]:
     except (tokenize.TokenError, SyntaxError, ValueError):
         return _scrub_untokenizable(text, counts), counts
     return _apply(text, _token_edits(text, tokens, counts)), counts
+
+
+def key_shaped_literals(text: str) -> list[tuple[int, str]]:
+    """(line, value) of each literal that the third rule would hide if a credential sat in its
+    statement: the rule's worst case on code without secrets, which `scrub_check` counts.
+    Read after the formats pass, as the rule reads it (a private key becomes one line)."""
+    text = scrub_formats(text, Counter())
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text).readline))
+    except (tokenize.TokenError, SyntaxError, ValueError):
+        return []
+    code, _comments = _significant(text, tokens)
+    names = _Names(code)
+    found = []
+    for index, token in enumerate(code):
+        if token.kind == "string" and not names.names_for(index):
+            value = _literal_value(list(token.parts))
+            if looks_like_token(value):
+                found.append((text.count("\n", 0, token.start) + 1, value))
+    return found
 
 
 # --------------------------------------------------------------------------- literals and values
@@ -304,15 +333,34 @@ class _Names:
         return []
 
 
+def _statements(code: list[_Token]) -> list[int]:
+    """The number of the statement (logical line, or part of one between `;`) of each token."""
+    numbers, number = [], 0
+    for token in code:
+        numbers.append(number)
+        if token.kind == "newline" or (token.kind == "op" and token.text == ";"):
+            number += 1
+    return numbers
+
+
+def _holds_credential(value: str) -> bool:
+    """A literal that the formats pass scrubbed (or whose author left a placeholder in)."""
+    return any(placeholder in value for placeholder in PLACEHOLDERS.values())
+
+
 def _token_edits(text: str, tokens: list[tokenize.TokenInfo], counts: Counter) -> list[tuple[int, int, str]]:
     code, comments = _significant(text, tokens)
     names = _Names(code)
+    statements = _statements(code)
+    with_credential: set[int] = set()
+    unnamed: list[int] = []  # literals given to no name and left as they were
     edits = []
     for index, token in enumerate(code):
         if token.kind != "string":
             continue
         value = _literal_value(list(token.parts))
-        strengths = [secret_name_strength(name) for name in names.names_for(index)]
+        given_to = names.names_for(index)
+        strengths = [secret_name_strength(name) for name in given_to]
         strength = STRONG if STRONG in strengths else next((s for s in strengths if s), None)
         if value_is_secret(strength, value):
             counts["assigned_secret"] += 1
@@ -324,6 +372,16 @@ def _token_edits(text: str, tokens: list[tokenize.TokenInfo], counts: Counter) -
             scrubbed = _scrub_free_text(token.text, counts)
             if scrubbed != token.text:
                 edits.append((token.start, token.end, scrubbed))
+            elif not _holds_credential(value):
+                if not given_to:
+                    unnamed.append(index)
+                continue
+        with_credential.add(statements[index])
+    for index in unnamed:
+        token = code[index]
+        if statements[index] in with_credential and looks_like_token(_literal_value(list(token.parts))):
+            counts["beside_credential"] += 1
+            edits.append((token.start, token.end, _placeholder_literal(token.parts[0], "beside_credential")))
     for comment in comments:
         scrubbed = _scrub_free_text(comment.text, counts)
         if scrubbed != comment.text:
@@ -352,4 +410,19 @@ def _scrub_untokenizable(text: str, counts: Counter) -> str:
         return match.group(0)[:start] + _placeholder_literal(literal, "assigned_secret")
 
     text = _CODE_ASSIGNMENT.sub(assignment, text)
-    return "".join(_scrub_free_text(line, counts) for line in io.StringIO(text))
+    return "".join(_scrub_beside_credential(_scrub_free_text(line, counts), counts) for line in io.StringIO(text))
+
+
+def _scrub_beside_credential(line: str, counts: Counter) -> str:
+    """The third rule with a line for the statement: key-shaped literals not given to a name."""
+    if not _holds_credential(line):
+        return line
+
+    def literal(match: re.Match) -> str:
+        named = line[: match.start()].rstrip().endswith(("=", ":"))
+        if named or not looks_like_token(match.group("value")):
+            return match.group(0)
+        counts["beside_credential"] += 1
+        return f"{match.group('quote')}{PLACEHOLDERS['beside_credential']}{match.group('quote')}"
+
+    return _QUOTED_WORD.sub(literal, line)

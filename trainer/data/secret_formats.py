@@ -23,6 +23,7 @@ PLACEHOLDERS = {
     "url_credentials": "<PASSWORD>",
     "authorization_header": "<TOKEN>",
     "assigned_secret": "<SECRET>",
+    "beside_credential": "<SECRET>",
 }
 
 # Fixed-prefix token formats, all counted as "api_token" (the kind name says whose).
@@ -116,6 +117,37 @@ def is_high_entropy(value: str) -> bool:
     has_digit = any(c.isdigit() for c in value)
     has_letter = any(c.isalpha() for c in value)
     return has_digit and has_letter and shannon_entropy(value) >= 3.5
+
+
+# One key alphabet each: a value mixing them ("org/Model-7B", "data/raw_2023") is a name or a path.
+_KEY_ALPHABETS = (
+    re.compile(r"[0-9a-fA-F]{8,}(?:-[0-9a-fA-F]{4,})*"),  # hex, UUIDs
+    re.compile(r"[A-Za-z0-9+/]+={0,2}"),  # base64
+    re.compile(r"[A-Za-z0-9_-]+={0,2}"),  # base64url, alphanumeric
+)
+_WORD = re.compile(r"[A-Z]?[a-z]{2,}|[A-Z]{2,}(?![a-z])")  # Model, seq, LM in AutoModelForSeq2SeqLM
+
+
+def looks_like_token(value: str) -> bool:
+    """A literal shaped like a key or token, for a string that sits beside a recognised credential.
+
+    16+ characters of one key alphabet (hex, base64 or base64url: not a path, a URL or a file
+    name), and either hex with 20+ digits, as keys, hashes and UUIDs are, or random-looking:
+    upper case, lower case and digits, near the entropy of random text of its length, and
+    under 90 % of its letters in words (`AutoModelForSeq2SeqLM` is words run together).
+    Random keys of 32+ characters pass 98 % of the time, of 16 characters 88 %.
+    """
+    if len(value) < 16 or _wordy(value) or not any(p.fullmatch(value) for p in _KEY_ALPHABETS):
+        return False
+    hex_digits = value.replace("-", "")
+    if re.fullmatch(r"[0-9a-fA-F]+", hex_digits):
+        return len(hex_digits) >= 20 and not hex_digits.isdigit() and any(c.isdigit() for c in hex_digits)
+    if not (any(c.isupper() for c in value) and any(c.islower() for c in value) and any(c.isdigit() for c in value)):
+        return False
+    letters = sum(c.isalpha() for c in value)
+    in_words = sum(len(word) for word in _WORD.findall(value))
+    # random text of n characters has close to log2(n) bits per character (n <= 64)
+    return in_words < 0.9 * letters and shannon_entropy(value) >= 0.8 * math.log2(min(len(value), 64))
 
 
 def is_placeholder(value: str) -> bool:
