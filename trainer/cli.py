@@ -75,6 +75,10 @@ def build_parser(typed_only: bool = False) -> argparse.ArgumentParser:
     m.add_argument("--benchmark-steps", type=int, **(no_default or {"default": 10}))
     m.add_argument("--benchmark-random-shape", choices=["tiny", "smollm2-135m"],
                    help="benchmark a random-weight model of this shape instead of --model")
+    g = p.add_argument_group("llama.cpp")
+    g.add_argument("--export-gguf", metavar="ADAPTER_DIR", **no_default,
+                   help="write ADAPTER_DIR's LoRA as a llama.cpp GGUF adapter (adapter.gguf beside it) and exit; "
+                        "with --model BASE.gguf or a pinned name, checked against that base")
     return p
 
 
@@ -166,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     from ghostframe.trainer.evaluation.predict import EvaluationError
 
     try:
+        if args.export_gguf:
+            from ghostframe.server.inference.gguf_adapter import base_gguf_of, export_gguf_lora
+
+            print(export_gguf_lora(Path(args.export_gguf), base_gguf=base_gguf_of(cfg.model)))
+            return 0
         if args.benchmark:
             from ghostframe.trainer.training.benchmark import run_benchmark
 

@@ -43,6 +43,7 @@ BASE_NAME_KEY = "ghostframe.base_model.name"
 ARCHITECTURES = {"llama": gguf.MODEL_ARCH.LLAMA, "qwen2": gguf.MODEL_ARCH.QWEN2}
 ROPE_PERMUTED = {gguf.MODEL_ARCH.LLAMA}
 _LORA_KEY = re.compile(r"^base_model\.model\.(?P<module>.+)\.lora_(?P<part>[AB])\.weight$")
+_TENSOR_SUFFIX = re.compile(r"\.(lora_[AB]\.weight|lora_embedding_[AB]|base_layer\.weight|weight|bias)$")
 
 __all__ = [
     "GGUF_LORA_NAME",
@@ -188,34 +189,30 @@ def _lora_tensors(path: Path, base: BaseShape) -> dict[str, np.ndarray]:
 
     arch = _model_arch(base, path)
     names = gguf.get_tensor_name_map(arch, base.n_layer)
-    pairs: dict[str, dict[str, np.ndarray]] = {}
+    pairs: dict[str, dict] = {}
     for key, tensor in load_file(str(path / ADAPTER_WEIGHTS)).items():
+        module = _TENSOR_SUFFIX.sub("", key.removeprefix("base_model.model."))
+        found = names.get_type_and_name(module)
+        if found is not None and found[0] in (gguf.MODEL_TENSOR.TOKEN_EMBD, gguf.MODEL_TENSOR.OUTPUT):
+            raise ModelLoadError(
+                f"Adapter {path} cannot be exported for llama.cpp: it adapts {module!r} (the token embeddings or "
+                "the output head), which llama.cpp cannot apply as peft does (a tied model has a single tensor "
+                "for both). Train with --lora-targets naming only attention and MLP projections.")
         match = _LORA_KEY.match(key)
         if match is None:
             raise ModelLoadError(f"Adapter {path} cannot be exported for llama.cpp: it holds {key!r}, which is not "
-                                 "a LoRA A or B matrix of a linear layer (embedding LoRA or a saved module).")
-        module = match["module"]
-        found = names.get_type_and_name(module)
+                                 "a LoRA A or B matrix of a linear layer.")
         if found is None:
             raise ModelLoadError(f"Adapter {path} cannot be exported for llama.cpp: module {module!r} has no "
                                  f"tensor in a {base.arch} GGUF of {base.n_layer} layers "
                                  f"({base.where}); was it made for another base model?")
         kind, name = found
-        if kind in (gguf.MODEL_TENSOR.TOKEN_EMBD, gguf.MODEL_TENSOR.OUTPUT):
-            raise ModelLoadError(
-                f"Adapter {path} cannot be exported for llama.cpp: it adapts {module!r} (the token embeddings or "
-                "the output head), which llama.cpp cannot apply as peft does (a tied model has a single tensor "
-                "for both). Train with --lora-targets naming only attention and MLP projections.")
-        weights = tensor.float().numpy()
-        if match["part"] == "B" and arch in ROPE_PERMUTED and kind in (gguf.MODEL_TENSOR.ATTN_Q,
-                                                                        gguf.MODEL_TENSOR.ATTN_K):
-            weights = _permute_rows(weights, base.n_head if kind == gguf.MODEL_TENSOR.ATTN_Q else base.n_head_kv)
-        pairs.setdefault(name, {})[match["part"]] = np.ascontiguousarray(weights)
+        pairs.setdefault(name, {"kind": kind})[match["part"]] = tensor.float().numpy()
 
     tensors = {}
     for name, pair in sorted(pairs.items()):
-        if set(pair) != {"A", "B"}:
-            raise ModelLoadError(f"Adapter {path} is damaged: {name} has lora_{''.join(pair)} only.")
+        if "A" not in pair or "B" not in pair:
+            raise ModelLoadError(f"Adapter {path} is damaged: {name} has only one of its LoRA matrices.")
         a, b = pair["A"], pair["B"]  # torch (r, n_in) and (n_out, r): ggml [n_in, r] and [r, n_out]
         if base.tensor_shapes is not None:
             want = base.tensor_shapes.get(f"{name}.weight")
@@ -223,7 +220,10 @@ def _lora_tensors(path: Path, base: BaseShape) -> dict[str, np.ndarray]:
                 raise ModelLoadError(
                     f"Adapter {path} does not fit base model {base.where}: its {name} LoRA maps {a.shape[1]} to "
                     f"{b.shape[0]} values, the base's {name}.weight is {'missing' if want is None else list(want)}.")
-        tensors[f"{name}.weight.lora_a"], tensors[f"{name}.weight.lora_b"] = a, b
+        if arch in ROPE_PERMUTED and pair["kind"] in (gguf.MODEL_TENSOR.ATTN_Q, gguf.MODEL_TENSOR.ATTN_K):
+            b = _permute_rows(b, base.n_head if pair["kind"] == gguf.MODEL_TENSOR.ATTN_Q else base.n_head_kv)
+        tensors[f"{name}.weight.lora_a"] = np.ascontiguousarray(a)
+        tensors[f"{name}.weight.lora_b"] = np.ascontiguousarray(b)
     if not tensors:
         raise ModelLoadError(f"Adapter {path} has no LoRA matrices to export.")
     return tensors

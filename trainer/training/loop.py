@@ -536,6 +536,19 @@ def write_output(paths: RunPaths, model, tokenizer, cfg: TrainConfig, model_name
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (paths.output / ADAPTER_METADATA).write_text(json.dumps(metadata, indent=2))
+    if not cfg.full:
+        write_gguf_lora(paths.output)
+
+
+def write_gguf_lora(output: Path, report: Reporter = _stderr) -> None:
+    """The adapter also as a llama.cpp GGUF LoRA beside it, for the llama.cpp engine; a failure only
+    warns: the run's adapter is written, and the server exports it again when it needs it."""
+    from ghostframe.server.inference.gguf_adapter import export_gguf_lora
+
+    try:
+        export_gguf_lora(output)
+    except Exception as exc:  # noqa: BLE001 - whatever fails here, the trained adapter is kept
+        report(f"warning: no llama.cpp adapter (adapter.gguf) was written: {type(exc).__name__}: {exc}")
 
 
 __all__ = ["CheckpointError", "CorpusError", "Interrupted", "ModelLoadError", "TrainingError", "train"]
