@@ -221,10 +221,14 @@ def test_the_gguf_fingerprint_is_the_one_the_trainer_records():
 
 
 @pytest.mark.default_model
-def test_an_adapter_for_another_base_is_refused_with_the_base_it_needs(tmp_path, tiny):
+def test_an_adapter_for_another_base_is_refused_with_the_base_it_needs(tmp_path, tiny, capsys):
+    from ghostframe.trainer.cli import main
+
     make_lora(tiny["llama"], tmp_path / "llama")
     with pytest.raises(ModelLoadError, match="was trained for base model 'tiny' .*Serve the adapter with its base"):
         export_gguf_lora(tmp_path / "llama", base_gguf=smollm2_gguf())
+    assert main(["--export-gguf", str(tmp_path / "llama"), "--model", "smollm2-135m"]) == 1
+    assert "was trained for base model 'tiny'" in capsys.readouterr().err
     gguf_lora_path(tmp_path / "llama")  # exported without a base: then refused when served on SmolLM2
     with pytest.raises(ModelLoadError, match="was trained for base model 'tiny'"):
         gguf_lora_path(tmp_path / "llama", base_gguf=smollm2_gguf())

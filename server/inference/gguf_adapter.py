@@ -31,6 +31,7 @@ from ghostframe.server.inference.default_model import (
 from ghostframe.server.inference.model_loading import (
     ADAPTER_WEIGHTS,
     check_adapter_weights,
+    gguf_of,
     read_adapter_metadata,
 )
 
@@ -133,18 +134,15 @@ def _fingerprint(reader: gguf.GGUFReader, arch_name: str) -> str:
 
 def gguf_base_fingerprint(base_gguf: Path) -> str:
     """The fingerprint an adapter trained on this base GGUF (through the torch loader) carries."""
-    fingerprint = read_base_gguf(Path(base_gguf)).fingerprint
-    assert fingerprint is not None
-    return fingerprint
+    reader = gguf.GGUFReader(base_gguf)
+    return _fingerprint(reader, str(_field(reader, gguf.Keys.General.ARCHITECTURE)))
 
 
 def base_gguf_of(model: str | None) -> Path | None:
-    """The GGUF file a --model value names (a .gguf path or a pinned model's name), else None."""
-    if model in PINNED_MODELS:
-        return pinned_gguf_path(PINNED_MODELS[model])
-    if model and model.endswith(".gguf"):
-        return Path(model).expanduser()
-    return None
+    """The GGUF file a --model value names (a .gguf path, or a pinned model's name: fetched the
+    first time), else None."""
+    found = gguf_of(model)
+    return None if found is None else pinned_gguf_path(PINNED_MODELS[model]) if model in PINNED_MODELS else found[0]
 
 
 def _check_config(config: dict, path: Path) -> float:
