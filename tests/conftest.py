@@ -15,6 +15,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
+from ghostframe.server.testing.random_gguf import build_random_gguf
 from ghostframe.server.testing.random_model import build_random_model
 
 # Built once per test session, before any server starts: servers get its path on the command line.
@@ -22,6 +23,9 @@ _ROOT = Path(tempfile.mkdtemp(prefix="ghostframe-tests-"))
 atexit.register(shutil.rmtree, _ROOT, ignore_errors=True)
 TINY_MODEL = build_random_model(_ROOT / "tiny")
 OTHER_TINY_MODEL = build_random_model(_ROOT / "tiny-seed1", seed=1)
+# The tiny Llama and Qwen2 as GGUF files for the llama.cpp engine, with their own Hugging Face folders
+TINY_GGUF, TINY_GGUF_HF = build_random_gguf(_ROOT / "tiny-gguf", "tiny")
+TINY_QWEN2_GGUF, TINY_QWEN2_GGUF_HF = build_random_gguf(_ROOT / "tiny-qwen2-gguf", "tiny-qwen2")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -80,7 +80,8 @@ class _Shown:
     text: str
 
 
-StopRule = Callable[[list[int]], bool]  # new token ids so far -> stop now
+# (new token ids so far, their text when the engine has it) -> stop now
+StopRule = Callable[..., bool]
 
 
 class CompletionEngine:
@@ -140,20 +141,20 @@ class CompletionEngine:
         cap = None if self.options.plain else self.options.predict_cap
         seen: list[float] = []  # seen[n - 1]: when the first n new tokens were first asked about
 
-        def should_stop(new: list[int]) -> bool:
+        def should_stop(new: list[int], text: str | None = None) -> bool:
             while len(seen) < len(new):  # a prefix is judged by when it was generated, however often asked
                 seen.append(time.perf_counter())
             if cancel.is_set() or new[-1] in stop_ids:
                 return True
-            text, ended = cut_completion(self.decode(new), ctx, multiline)
+            text, ended = cut_completion(self.decode(new) if text is None else text, ctx, multiline)
             return ended or (cap is not None and seen[len(new) - 1] - seen[0] > cap and "\n" in text)
 
-        new, reused = self._generate(ids, max_new_tokens, should_stop, document, cancel)
+        new, reused, generated = self._generate(ids, max_new_tokens, should_stop, document, cancel)
         new = [t for t in new if t not in stop_ids]
         seconds = time.perf_counter() - start
         if cancel.is_set():
             return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused)
-        text = finish_completion(self.decode(new), ctx, multiline)
+        text = finish_completion(self.decode(new) if generated is None else generated, ctx, multiline)
         if document:
             self._shown[document] = _Shown(ctx.before, ctx.after, text)
         return Completion(text, len(ids), len(new), seconds, first_token_seconds=seen[0] - start if seen else None,
@@ -162,8 +163,9 @@ class CompletionEngine:
     # --- what an engine implements ------------------------------------------------------------
 
     def _generate(self, ids: list[int], max_new_tokens: int, should_stop: StopRule, document: str | None,
-                  cancel: threading.Event) -> tuple[list[int], int]:
-        """Greedy new token ids after `ids` (asking `should_stop` after each), and the prompt tokens reused."""
+                  cancel: threading.Event) -> tuple[list[int], int, str | None]:
+        """Greedy new token ids after `ids` (asking `should_stop` after each), the prompt tokens reused,
+        and the new tokens' text where the engine has it (None: decode the ids)."""
         raise NotImplementedError
 
     def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
@@ -215,9 +217,9 @@ class TorchEngine(CompletionEngine):
         self.prefix_cache.put(document, ids[:end], cache)
         return WarmProgress(end, target, end - cached)
 
-    def _generate(self, ids, max_new_tokens, should_stop, document, cancel) -> tuple[list[int], int]:
+    def _generate(self, ids, max_new_tokens, should_stop, document, cancel) -> tuple[list[int], int, None]:
         if self.options.plain:
-            return self._reference(ids, max_new_tokens, should_stop), 0
+            return self._reference(ids, max_new_tokens, should_stop), 0, None
         use_cache = self.options.prefix_cache and document is not None
         cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
         new, cache, held = greedy_decode(
@@ -226,7 +228,7 @@ class TorchEngine(CompletionEngine):
             max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
         if use_cache:
             self.prefix_cache.put(document, held, cache)
-        return new, reused
+        return new, reused, None
 
     def _reference(self, ids, max_new_tokens, should_stop) -> list[int]:
         """The reference: transformers' generate with the same stopping rule."""

@@ -101,8 +101,10 @@ class LlamaRuntime:
         p.n_cache_reuse = CACHE_REUSE_TOKENS
         p.cache_ram_mib = 0          # documents keep their own slots; no second copy in RAM
         p.cache_idle_slots = False
-        p.endpoint_slots = p.endpoint_metrics = p.endpoint_props = False
-        p.hostnames = [os.path.join(self._folder, "llama.sock")]
+        p.endpoint_metrics = p.endpoint_props = False  # /slots stays: forget erases a slot through it
+        p.slot_save_path = self._folder  # slot actions need one; nothing is saved there
+        self._socket = os.path.join(self._folder, "llama.sock")
+        p.hostnames = [self._socket]
         p.api_keys = [self._api_key]
         p.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else 1
         if config.lora:
@@ -123,15 +125,22 @@ class LlamaRuntime:
         except RuntimeError as exc:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise LlamaError(f"llama.cpp could not load {config.gguf.name}: {exc}") from exc
+        # The engine's loop starts after the constructor returns; a stop sent before it runs is
+        # lost and closing would wait forever. One request through the loop makes sure it runs.
+        self.prefill([0], config.slots - 1)
 
-    def stream(self, ids: list[int], max_tokens: int, slot: int, on_tokens: Callable[[list[int]], bool],
+    def stream(self, ids: list[int], max_tokens: int, slot: int, on_tokens: Callable[[list[int], str], bool],
                cache_prompt: bool = True, keep_going: Callable[[], bool] = lambda: True) -> dict:
-        """Greedy tokens after `ids` in `slot`: `on_tokens(all new ids)` after each; True stops the request.
+        """Greedy tokens after `ids` in `slot`: `on_tokens(new ids, their text)` after each step; True stops
+        the request.
 
-        `keep_going()` is also asked while the prompt is evaluated (once per batch); False stops
-        it there. Returns llama-server's timings of the request (empty when it was stopped).
+        The text is llama-server's: a token that ends inside a UTF-8 character is sent with the
+        next one, and its id is then missing from the ids (the text has it). `keep_going()` is
+        also asked while the prompt is evaluated (once per batch); False stops it there. Returns
+        llama-server's timings of the request.
         """
         new: list[int] = []
+        text: list[str] = []
         timings: dict = {}
         errors: list[str] = []
 
@@ -147,7 +156,8 @@ class LlamaRuntime:
             if not tokens:
                 return not keep_going()  # a prompt-progress event (or the final one)
             new.extend(tokens)
-            return on_tokens(new)
+            text.append(choice.get("text") or "")
+            return on_tokens(new, "".join(text))
 
         request = {"prompt": ids, "max_tokens": max_tokens, "temperature": 0.0, "n_probs": 1, "stream": True,
                    "return_progress": True, "timings_per_token": True, "cache_prompt": cache_prompt, "id_slot": slot,
@@ -173,13 +183,17 @@ class LlamaRuntime:
             raise LlamaError(str(result.get("error") or result.get("message") or result))
         return result["timings"]
 
+    def erase(self, slot: int) -> None:
+        """Drop what `slot`'s KV cache holds (a closed document's text)."""
+        self._http("POST", f"/slots/{slot}?action=erase", "{}")
+
     def tokenize(self, text: str) -> list[int]:
         """llama.cpp's own tokenization of `text` (no BOS, special tokens as text), over its socket."""
         body = json.dumps({"content": text, "add_special": False, "parse_special": False})
         return json.loads(self._http("POST", "/tokenize", body))["tokens"]
 
     def _http(self, method: str, path: str, body: str) -> str:
-        connection = _UnixConnection(self.config_socket())
+        connection = _UnixConnection(self._socket)
         try:
             connection.request(method, path, body=body.encode(), headers={
                 "Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
@@ -190,9 +204,6 @@ class LlamaRuntime:
             return data
         finally:
             connection.close()
-
-    def config_socket(self) -> str:
-        return os.path.join(self._folder, "llama.sock")
 
     def close(self) -> None:
         """Stop llama.cpp's loop and free the model (the object is unusable afterwards)."""
@@ -236,10 +247,12 @@ class _Slots:
         self.by_document[document] = slot = self.free.pop()
         return slot
 
-    def release(self, document: str) -> None:
+    def release(self, document: str) -> int | None:
+        """Give `document`'s slot back; returns it (None when it had none)."""
         if (slot := self.by_document.pop(document, None)) is not None:
             self.free.append(slot)
         self.held.pop(document, None)
+        return slot
 
 
 def common_prefix(a: list[int], b: list[int]) -> int:
@@ -265,7 +278,9 @@ class LlamaEngine(CompletionEngine):
 
     def _forget_cache(self, document: str) -> None:
         with self._lock:
-            self.slots.release(document)
+            slot = self.slots.release(document)
+        if slot is not None:
+            self.runtime.erase(slot)
 
     def cached_documents(self) -> set[str]:
         with self._lock:
@@ -287,20 +302,16 @@ class LlamaEngine(CompletionEngine):
                 self.slots.held[document] = ids[:end]
         return WarmProgress(end, target, int(timings.get("prompt_n", end - have)))
 
-    def _generate(self, ids, max_new_tokens, should_stop: StopRule, document, cancel) -> tuple[list[int], int]:
+    def _generate(self, ids, max_new_tokens, should_stop: StopRule, document, cancel):
         use_cache = self.options.prefix_cache and document is not None
         with self._lock:
             slot = self.slots.of(document) if use_cache else self.slots.spare
         kept: list[int] = []
+        generated: list[str] = [""]
 
-        def on_tokens(new: list[int]) -> bool:
-            # a step may bring several tokens (speculation): keep what one at a time would have kept
-            for n in range(len(kept) + 1, len(new) + 1):
-                if should_stop(new[:n]):
-                    kept[:] = new[:n]
-                    return True
-            kept[:] = new
-            return len(new) >= max_new_tokens
+        def on_tokens(new: list[int], text: str) -> bool:
+            kept[:], generated[0] = new, text
+            return should_stop(new, text) or len(new) >= max_new_tokens
 
         timings = self.runtime.stream(ids, max_new_tokens, slot, on_tokens, cache_prompt=use_cache,
                                       keep_going=lambda: not cancel.is_set())
@@ -308,7 +319,8 @@ class LlamaEngine(CompletionEngine):
             with self._lock:
                 if self.slots.by_document.get(document) == slot:
                     self.slots.held[document] = ids + kept
-        return kept[:max_new_tokens], int(timings.get("cache_n", 0))
+        # a step of speculative decoding brings several tokens; the text is cut by the shared rules
+        return kept, int(timings.get("cache_n", 0)), generated[0]
 
     def close(self) -> None:
         self.runtime.close()

@@ -19,6 +19,8 @@ Reporter = Callable[[str], None]
 # Speculative decoding with a draft model needs the same vocabulary: Qwen2.5-Coder's 0.5B drafts
 # for its 1.5B (llama-server's own FIM presets pair them so).
 DRAFT_MODELS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}
+# What `--speculation auto` means per model: what `ghostframe bench typing` measured faster.
+SPECULATION_BY_MODEL: dict[str, str] = {}
 
 
 def gguf_file(model: str, report: Reporter) -> tuple[Path, str]:
@@ -52,6 +54,8 @@ def load_llama(model: str | None, adapter: str | None, report: Reporter = lambda
 
         tier = choose_tier(report)
         model = tier.model
+    if speculation == "auto":
+        speculation = SPECULATION_BY_MODEL.get(model, "none")
     gguf, name = gguf_file(model, report)
     tokenizer, facts = gguf_tokenizer_and_facts(gguf, report)
     lora = ()

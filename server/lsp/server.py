@@ -302,6 +302,9 @@ class GhostframeServer(LanguageServer):
         ctx = self.with_context(uri, ctx)
         uri = unquote(uri)  # one key per document, however the client spells its URI
         self.warmer.activity()
+        # the user is here now: warming the document for another place would overwrite the cache
+        # this request fills (a document keeps one prompt's cache)
+        self.warmer.cancel(uri, quiet=True)
         if (older := self.in_flight.get(uri)) is not None:
             older.set()  # a newer request for the same document supersedes it
         cancel = self.in_flight[uri] = threading.Event()

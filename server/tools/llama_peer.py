@@ -1,79 +1,117 @@
-"""llama.cpp as the CPU peer in `ghostframe bench latency`: same GGUF file, prompts, tokens and threads.
+"""llama-server as the peer in the benches: the server llama.vscode talks to, on the same GGUF file.
 
-llama.cpp is what local completion tools (Tabby and others) run on CPUs. Through
-`llama-cpp-python` (optional: `pip install 'ghostframe-lsp[llama]'`, it builds from source)
-the bench feeds it our own prompt token ids, keeps its KV cache across keystrokes by common
-prefix as our engine does, and decodes greedily exactly as many tokens as our engine did for
-that keystroke, so the two rows time the same work.
+Either a `llama-server` binary (for instance one built for this very CPU, with `-DGGML_NATIVE=ON`)
+or, by default, the llama.cpp build ghostframe itself runs (xllamacpp) serving HTTP in a
+process of its own. It is started as llama.vscode's documentation starts it for completion
+(`--cache-reuse 256`, batches of 1024, one slot), listening on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
-INSTALL_HINT = "pip install 'ghostframe-lsp[llama]'  (builds llama.cpp from source, several minutes)"
+_XLLAMACPP_SERVER = """
+import sys, time, xllamacpp as x
+p = x.CommonParams()
+p.model.path, p.n_ctx, p.n_batch, p.n_ubatch = sys.argv[1], 8192, 1024, 1024
+p.cpuparams.n_threads = p.cpuparams_batch.n_threads = int(sys.argv[3])
+p.n_parallel, p.n_cache_reuse, p.hostnames, p.port, p.verbosity = 1, 256, ["127.0.0.1"], int(sys.argv[2]), 1
+server = x.Server(p)
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
 
 
-def available() -> str | None:
-    """None when llama-cpp-python can be imported, else why not (for the bench's skip message)."""
-    try:
-        import llama_cpp  # noqa: F401
-    except ImportError as exc:
-        return f"llama-cpp-python is not installed ({exc.name or exc}); {INSTALL_HINT}"
-    return None
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
-class LlamaPeer:
-    """One llama.cpp context on a GGUF file, driven token by token."""
+def gguf_for(model: str) -> tuple[Path, str]:
+    """The GGUF file for a pinned model's name or display name, or a .gguf path."""
+    from ghostframe.server.inference.default_model import PINNED_MODELS, pinned_gguf_path
 
-    def __init__(self, gguf: Path, threads: int, n_ctx: int = 2048):
-        from llama_cpp import Llama
+    for pinned in PINNED_MODELS.values():
+        if model in (pinned.name, pinned.display_name):
+            return pinned_gguf_path(pinned), pinned.display_name
+    path = Path(model).expanduser()
+    if path.suffix == ".gguf" and path.is_file():
+        return path, path.stem
+    raise SystemExit(f"ghostframe: the llama-server peer needs a GGUF file or a pinned model, not {model!r}.")
 
-        self.llm = Llama(model_path=str(gguf), n_ctx=n_ctx, n_threads=threads, n_threads_batch=threads,
-                         n_batch=512, verbose=False)
-        self.threads = threads
 
-    def _eval_after_prefix(self, ids: list[int]) -> int:
-        """Evaluate `ids`, reusing the longest common prefix already in the KV cache; returns tokens reused."""
-        held = list(self.llm.input_ids[: self.llm.n_tokens])
-        reuse = 0
-        limit = min(len(held), len(ids) - 1)
-        while reuse < limit and held[reuse] == ids[reuse]:
-            reuse += 1
-        self.llm.n_tokens = reuse  # eval drops the KV cache past n_tokens
-        self.llm.eval(ids[reuse:])
-        return reuse
+@dataclass
+class LlamaServerPeer:
+    process: subprocess.Popen
+    port: int
+    model_name: str
+    binary: str
+    threads: int
 
-    def _next(self) -> int:
-        """The greedy next token: argmax of the last evaluated position's logits (read from the
-        context, since Llama keeps `scores` only with logits_all)."""
-        import numpy as np
+    @classmethod
+    def start(cls, binary: str, model: str, threads: int | None = None) -> LlamaServerPeer:
+        from ghostframe.server.inference.llama_engine import physical_cores
 
-        logits = np.ctypeslib.as_array(self.llm._ctx.get_logits_ith(-1), shape=(self.llm.n_vocab(),))
-        return int(np.argmax(logits))
+        gguf, name = gguf_for(model)
+        threads = threads or physical_cores()
+        port = free_port()
+        if binary == "xllamacpp":
+            command = [sys.executable, "-c", _XLLAMACPP_SERVER, str(gguf), str(port), str(threads)]
+        else:
+            command = [binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
+                       "-tb", str(threads), "-c", "8192", "-b", "1024", "-ub", "1024", "--cache-reuse", "256",
+                       "-np", "1", "--log-disable"]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        peer = cls(process, port, name, binary, threads)
+        peer._wait_healthy()
+        return peer
 
-    def complete(self, ids: list[int], new_tokens: int) -> tuple[list[int], float, float]:
-        """Greedy `new_tokens` after `ids`: (tokens, seconds to the first token, total seconds)."""
-        started = time.perf_counter()
-        self._eval_after_prefix(ids)
-        out = [self._next()]
-        first = time.perf_counter() - started
-        while len(out) < new_tokens:
-            self.llm.eval([out[-1]])
-            out.append(self._next())
-        return out, first, time.perf_counter() - started
+    def _wait_healthy(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"ghostframe: llama-server ({self.binary}) exited with {self.process.returncode}")
+            try:
+                if self.get("/health").get("status") == "ok":
+                    return
+            except (OSError, ValueError, http.client.HTTPException):
+                pass
+            time.sleep(0.2)
+        raise SystemExit("ghostframe: llama-server did not become ready")
 
-    def prefill_and_decode_ms(self, ids: list[int], steps: int = 16) -> tuple[float, float]:
-        """Cold prefill of `ids` (ms) and one greedy decode step (ms per token, best of `steps`)."""
-        self.llm.reset()
-        started = time.perf_counter()
-        self.llm.eval(ids)
-        prefill = time.perf_counter() - started
-        token, best = self._next(), float("inf")
-        for _ in range(steps):
-            started = time.perf_counter()
-            self.llm.eval([token])
-            best = min(best, time.perf_counter() - started)
-            token = self._next()
-        return prefill * 1000, best * 1000
+    def _request(self, method: str, path: str, body: dict | None = None) -> dict:
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)
+        try:
+            connection.request(method, path, body=json.dumps(body).encode() if body is not None else None,
+                               headers={"Content-Type": "application/json"})
+            response = connection.getresponse()
+            return json.loads(response.read().decode() or "{}")
+        finally:
+            connection.close()
+
+    def get(self, path: str) -> dict:
+        return self._request("GET", path)
+
+    def post(self, path: str, body: dict) -> dict:
+        return self._request("POST", path, body)
+
+    def describe(self) -> str:
+        where = "xllamacpp's build" if self.binary == "xllamacpp" else os.path.basename(self.binary)
+        return f"{where}, {self.threads} threads"
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()

@@ -87,6 +87,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     lat.add_argument("--pause-after-open", type=float, default=1.0,
                      help="seconds between opening the file and the first keystroke, as a user pauses (default 1)")
     add_model_arguments(lat)
+    typ = bsub.add_parser("typing", help="a typing session at several places of a large real file: ghostframe over "
+                          "LSP and llama-server driven as llama.vscode drives it")
+    from ghostframe.server.tools.typing_bench import add_arguments as add_typing_arguments
+
+    add_typing_arguments(typ)
+    add_model_arguments(typ)
     soak = bsub.add_parser("soak", help="a long editing session over many files and a notebook: requests, errors, "
                            "latency per window and the server's memory at the start and end")
     from ghostframe.server.tools.soak import add_arguments as add_soak_arguments
@@ -113,6 +119,10 @@ def main(argv=None) -> None:
         from ghostframe.server.tools.soak import soak
 
         raise SystemExit(asyncio.run(soak(args)))
+    if args.bench == "typing":
+        from ghostframe.server.tools.typing_bench import typing
+
+        raise SystemExit(asyncio.run(typing(args)))
     if args.bench == "retrieval":
         from ghostframe.server.tools.retrieval_bench import retrieval
 
