@@ -95,24 +95,27 @@ def test_no_gate_leaves_the_adapter_unjudged(tmp_path, tiny, repo):
 # --------------------------------------------------------------------------- the server and a marked adapter
 
 
-async def _status(server_args: list[str]) -> dict:
+async def _status(server_args: list[str]) -> tuple[dict, list[str]]:
+    """The server's status once its model is ready, and the messages it showed the user."""
     client = lsp_client.EditorClient(verbose=False)
     await client.start(server_args, settings={})
     try:
         await client.wait_ready(timeout=120)
-        return dict(client.status)
+        return dict(client.status), client.messages
     finally:
         await client.close()
 
 
-async def test_the_server_refuses_the_marked_adapter_unless_forced(gated, tiny):
+async def test_the_server_serves_the_base_model_and_says_why_for_a_marked_adapter(gated, tiny):
     out, _ = gated
     args = ["--model", str(tiny), "--adapter", str(out), "--device", "cpu"]
-    refused = await _status(args)
-    assert refused["state"] == "error", refused
-    assert "--force-adapter" in refused["error"] and "'too few'" in refused["error"]
-    forced = await _status([*args, "--force-adapter"])
-    assert forced["state"] == "ready", forced
+    refused, shown = await _status(args)
+    assert refused["state"] == "ready" and refused["adapter"] is None, refused
+    assert "--force-adapter" in refused["adapterRefused"] and "'too few'" in refused["adapterRefused"]
+    told = [m for m in shown if "without your adapter" in m]
+    assert told and "ghostframe.forceAdapter" in told[0] and "clear ghostframe.adapter" in told[0]
+    forced, _ = await _status([*args, "--force-adapter"])
+    assert forced["state"] == "ready" and forced["adapterRefused"] is None, forced
     assert Path(forced["adapter"]) == out.resolve()
 
 

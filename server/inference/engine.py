@@ -34,6 +34,12 @@ from ghostframe.server.inference.prompt import CompletionContext, build_prompt, 
 # llama.vscode), so a slow machine shows one line now instead of a block seconds later.
 PREDICT_CAP_SECONDS = 1.0
 MAX_CACHED_DOCUMENTS = 4
+# A request whose prompt the document's cache mostly lacks (the user just moved to another place
+# of a large file) gets the end of the window it can prefill in this long, so a suggestion shows
+# now; the whole window is warmed in the background for the requests after the next pause.
+COLD_BUDGET_SECONDS = 0.4
+MIN_COLD_WINDOW = 64
+SHORT_WINDOW_DOCUMENT = "\0short-window"  # the cache key of those shorter prompts (never a URI)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,9 @@ class SpeedOptions:
     prompt_lookup: bool = False  # transformers' prompt-lookup drafts; from a new cache (see decoding)
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
     warm: bool = True            # prefill a document's cache in the background when opened or edited
+    prefetch: bool = True        # after a suggestion at a line's end, compute the next line's in the background
     predict_cap: float | None = PREDICT_CAP_SECONDS  # seconds after the first token; None: no cap
+    cold_budget: float | None = COLD_BUDGET_SECONDS  # seconds of prefill a cold request may take; None: any
 
 
 @dataclass
@@ -56,6 +64,7 @@ class Completion:
     first_token_seconds: float | None = None
     reused_tokens: int = 0       # prompt tokens whose KV came from the document's cache
     typed_through: bool = False  # answered from the previous suggestion, without the model
+    short_window: bool = False   # a cold request answered from the end of the window (COLD_BUDGET_SECONDS)
 
 
 @dataclass(frozen=True)
@@ -73,11 +82,16 @@ class WarmProgress:
 
 @dataclass
 class _Shown:
-    """The last suggestion shown for a document, for typed-through reuse."""
+    """A suggestion the document got, for typed-through reuse."""
 
     before: str
     after: str
     text: str
+
+
+# Suggestions kept per document for typed-through answers: the one shown, and the one computed
+# ahead for the line after accepting it (see the server's prefetch).
+SHOWN_PER_DOCUMENT = 2
 
 
 # (new token ids so far, their text when the engine has it) -> stop now
@@ -98,7 +112,7 @@ class CompletionEngine:
         self.loaded = loaded
         self.options = options
         self.max_cached_documents = max_cached_documents
-        self._shown: dict[str, _Shown] = {}
+        self._shown: dict[str, list[_Shown]] = {}  # most recent first
 
     def decode(self, ids: list[int]) -> str:
         return self.loaded.tokenizer.decode(ids, skip_special_tokens=True)
@@ -117,14 +131,22 @@ class CompletionEngine:
         return build_prompt(ctx, self.loaded.tokenizer, max_prompt_tokens)
 
     def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
+        """The rest of a suggestion this document got, when the user typed its beginning (or nothing:
+        the same place asked again, or the suggestion computed ahead for the line after accepting)."""
         use = document and self.options.typed_through and not self.options.plain
-        shown = self._shown.get(document) if use else None
-        if shown is None or shown.after != ctx.after or not ctx.before.startswith(shown.before):
-            return None
-        typed = ctx.before[len(shown.before):]
-        if typed and "\n" not in typed and shown.text.startswith(typed) and len(shown.text) > len(typed):
-            return shown.text[len(typed):]
+        for shown in self._shown.get(document, []) if use else []:
+            if shown.after != ctx.after or not ctx.before.startswith(shown.before):
+                continue
+            typed = ctx.before[len(shown.before):]
+            if not typed:
+                return shown.text
+            if "\n" not in typed and shown.text.startswith(typed) and len(shown.text) > len(typed):
+                return shown.text[len(typed):]
         return None
+
+    def _remember(self, document: str, shown: _Shown) -> None:
+        kept = [shown, *(s for s in self._shown.get(document, []) if (s.before, s.after) != (shown.before, shown.after))]
+        self._shown[document] = kept[:SHOWN_PER_DOCUMENT]
 
     def complete(self, ctx: CompletionContext, max_new_tokens: int, max_prompt_tokens: int,
                  multiline: bool, cancel: threading.Event | None = None, document: str | None = None) -> Completion:
@@ -132,11 +154,14 @@ class CompletionEngine:
         cancel = cancel or threading.Event()
         start = time.perf_counter()
         if (rest := self._typed_through(ctx, document)) is not None:
-            self._shown[document] = _Shown(ctx.before, ctx.after, rest)
+            self._remember(document, _Shown(ctx.before, ctx.after, rest))
             return Completion(rest, 0, 0, time.perf_counter() - start, typed_through=True)
         ids = self.prompt_ids(ctx, max_prompt_tokens)
         if cancel.is_set() or not ids:
             return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
+        cache_key, short = document, False
+        if document and (window := self._affordable_window(document, ids)) is not None:
+            ids, cache_key, short = self.prompt_ids(ctx, window), SHORT_WINDOW_DOCUMENT, True
         stop_ids = set(self.loaded.stop_token_ids)
         cap = None if self.options.plain else self.options.predict_cap
         seen: list[float] = []  # seen[n - 1]: when the first n new tokens were first asked about
@@ -149,16 +174,27 @@ class CompletionEngine:
             text, ended = cut_completion(self.decode(new) if text is None else text, ctx, multiline)
             return ended or (cap is not None and seen[len(new) - 1] - seen[0] > cap and "\n" in text)
 
-        new, reused, generated = self._generate(ids, max_new_tokens, should_stop, document, cancel)
+        new, reused, generated = self._generate(ids, max_new_tokens, should_stop, cache_key, cancel)
         new = [t for t in new if t not in stop_ids]
         seconds = time.perf_counter() - start
         if cancel.is_set():
-            return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused)
+            return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused, short_window=short)
         text = finish_completion(self.decode(new) if generated is None else generated, ctx, multiline)
         if document:
-            self._shown[document] = _Shown(ctx.before, ctx.after, text)
+            self._remember(document, _Shown(ctx.before, ctx.after, text))
         return Completion(text, len(ids), len(new), seconds, first_token_seconds=seen[0] - start if seen else None,
-                          reused_tokens=reused)
+                          reused_tokens=reused, short_window=short)
+
+    def _affordable_window(self, document: str, ids: list[int]) -> int | None:
+        """A smaller prompt budget when prefilling what `document`'s cache lacks of `ids` would take
+        longer than the cold budget (None: the whole prompt is affordable, or the rate is unknown)."""
+        budget, rate = self.options.cold_budget, self.prefill_seconds_per_token()
+        if budget is None or rate is None or self.options.plain or not self.options.prefix_cache:
+            return None
+        if (len(ids) - self.cached_tokens(document, ids)) * rate <= budget:
+            return None
+        window = max(MIN_COLD_WINDOW, int(budget / rate))
+        return window if window < len(ids) else None
 
     # --- what an engine implements ------------------------------------------------------------
 
@@ -178,6 +214,14 @@ class CompletionEngine:
     def cached_documents(self) -> set[str]:
         raise NotImplementedError
 
+    def cached_tokens(self, document: str, ids: list[int]) -> int:
+        """How many of `ids`' first tokens `document`'s cache holds now."""
+        raise NotImplementedError
+
+    def prefill_seconds_per_token(self) -> float | None:
+        """What prefilling one prompt token costs here, as measured on recent requests (None: unknown)."""
+        return None
+
     def close(self) -> None:
         """Free what the engine holds outside Python's memory (a llama.cpp context); idempotent."""
 
@@ -196,7 +240,10 @@ class TorchEngine(CompletionEngine):
         self.prefix_cache.evict(document)
 
     def cached_documents(self) -> set[str]:
-        return set(list(self.prefix_cache._entries))
+        return set(list(self.prefix_cache._entries)) - {SHORT_WINDOW_DOCUMENT}
+
+    def cached_tokens(self, document: str, ids: list[int]) -> int:
+        return self.prefix_cache.reusable(document, ids)
 
     def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
         """What the cache holds already is kept; a last piece shorter than half a chunk is

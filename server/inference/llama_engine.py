@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from ghostframe.server.inference.engine import (MAX_CACHED_DOCUMENTS, CompletionEngine, SpeedOptions, StopRule,
-                                                WarmProgress)
+from ghostframe.server.inference.engine import (MAX_CACHED_DOCUMENTS, SHORT_WINDOW_DOCUMENT, CompletionEngine,
+                                                SpeedOptions, StopRule, WarmProgress)
 from ghostframe.server.inference.model_loading import LoadedModel
 
 log = logging.getLogger("ghostframe.llama")
@@ -42,6 +42,8 @@ BATCH_TOKENS = 256
 # Chunks at least this long that moved are shifted into place instead of recomputed
 # (llama.vscode's --cache-reuse 256).
 CACHE_REUSE_TOKENS = 256
+# Prefills at least this long tell the engine its prefill rate (shorter ones are mostly overhead).
+MEASURED_PREFILL_TOKENS = 32
 SPECULATIONS = ("none", "ngram", "draft")
 # Draft tokens per step: the 0.5B model drafting for the 1.5B, llama.vscode's FIM presets' values.
 DRAFT_MAX, DRAFT_MIN = 16, 0
@@ -275,6 +277,7 @@ class LlamaEngine(CompletionEngine):
         documents = min(max_cached_documents, self.runtime.config.slots - 1)
         self.slots = _Slots(documents)
         self._lock = threading.Lock()  # slot bookkeeping is touched from the worker only; forget may come from elsewhere
+        self._prefill_rate: float | None = None  # seconds per prompt token, from recent prefills
 
     def _forget_cache(self, document: str) -> None:
         with self._lock:
@@ -284,7 +287,20 @@ class LlamaEngine(CompletionEngine):
 
     def cached_documents(self) -> set[str]:
         with self._lock:
-            return set(self.slots.by_document)
+            return set(self.slots.by_document) - {SHORT_WINDOW_DOCUMENT}
+
+    def cached_tokens(self, document: str, ids: list[int]) -> int:
+        with self._lock:
+            return common_prefix(self.slots.held.get(document, []), ids)
+
+    def prefill_seconds_per_token(self) -> float | None:
+        return self._prefill_rate
+
+    def _measured(self, timings: dict) -> None:
+        """Keep a running estimate of the prefill rate from llama-server's timings of a request."""
+        if timings.get("prompt_n", 0) >= MEASURED_PREFILL_TOKENS and timings.get("prompt_ms"):
+            rate = timings["prompt_ms"] / 1000 / timings["prompt_n"]
+            self._prefill_rate = rate if self._prefill_rate is None else 0.7 * self._prefill_rate + 0.3 * rate
 
     def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
         target = len(ids) - 1
@@ -297,6 +313,7 @@ class LlamaEngine(CompletionEngine):
             return WarmProgress(have, target, 0)
         end = target if target - have <= chunk_tokens * 3 // 2 else have + chunk_tokens
         timings = self.runtime.prefill(ids[:end], slot)
+        self._measured(timings)
         with self._lock:
             if self.slots.by_document.get(document) == slot:
                 self.slots.held[document] = ids[:end]
@@ -315,6 +332,7 @@ class LlamaEngine(CompletionEngine):
 
         timings = self.runtime.stream(ids, max_new_tokens, slot, on_tokens, cache_prompt=use_cache,
                                       keep_going=lambda: not cancel.is_set())
+        self._measured(timings)
         if use_cache:
             with self._lock:
                 if self.slots.by_document.get(document) == slot:

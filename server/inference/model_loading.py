@@ -208,8 +208,9 @@ def check_adapter_weights(path: Path) -> None:
                          "Save it with save_pretrained(..., safe_serialization=True), as ghostframe-train does.")
 
 
-def check_adapter_gate(path: Path, meta: dict, force: bool) -> None:
-    """Refuse an adapter whose training run's evaluation gate did not say "use it" (unless forced).
+def gate_refusal(path: Path, meta: dict, force: bool) -> str | None:
+    """Why an adapter whose training run's evaluation gate did not say "use it" is not served
+    (None when it may be: approved, never judged, or forced).
 
     ghostframe-train keeps such an adapter, marked in its ghostframe.json, so that a user can
     look at it; serving it would make suggestions no better, or worse, than the base model's.
@@ -217,11 +218,24 @@ def check_adapter_gate(path: Path, meta: dict, force: bool) -> None:
     gate = meta.get("gate") or {}
     verdict = gate.get("verdict")
     if verdict is None or verdict == "use it" or force:
-        return
-    raise ModelLoadError(
-        f"Adapter {path} was not loaded: its training run's evaluation found it {verdict!r} compared with "
-        f"the base model ({gate.get('reason', 'see its report.md')}). Pass --force-adapter "
-        "(setting ghostframe.forceAdapter) to use it anyway.")
+        return None
+    return (f"Adapter {path} was not loaded: its training run's evaluation found it {verdict!r} compared with "
+            f"the base model ({gate.get('reason', 'see its report.md')}). Pass --force-adapter "
+            "(setting ghostframe.forceAdapter) to use it anyway.")
+
+
+def check_adapter_gate(path: Path, meta: dict, force: bool) -> None:
+    """Raise ModelLoadError with `gate_refusal`'s reason, if there is one."""
+    if (reason := gate_refusal(path, meta, force)) is not None:
+        raise ModelLoadError(reason)
+
+
+def adapter_refusal(adapter: str | None, force: bool) -> str | None:
+    """`gate_refusal` for an adapter folder, read before any model is loaded (None for no adapter)."""
+    if not adapter:
+        return None
+    path = Path(adapter).expanduser()
+    return gate_refusal(path, read_adapter_metadata(path), force) if path.is_dir() else None
 
 
 def checked_adapter(adapter: str, fingerprint: str, model_name: str, force: bool = False) -> Path:

@@ -54,9 +54,13 @@ class Rates:
     decode_ms_per_token: float
 
     def typing_ms(self) -> tuple[float, float]:
-        """Estimated (p50, p95) ms per keystroke of a typing session (see the constants above)."""
+        """Estimated (p50, p95) ms per keystroke of a typing session (see the constants above; a cold
+        request's prefill is capped by the engine's cold budget, engine.COLD_BUDGET_SECONDS)."""
+        from ghostframe.server.inference.engine import COLD_BUDGET_SECONDS
+
         p50 = self.prefill_ms_per_token * KEYSTROKE_PREFILL_TOKENS + self.decode_ms_per_token * SUGGESTION_TOKENS
-        p95 = self.prefill_ms_per_token * SLOW_PREFILL_TOKENS + self.decode_ms_per_token * SLOW_SUGGESTION_TOKENS
+        slow_prefill = min(self.prefill_ms_per_token * SLOW_PREFILL_TOKENS, COLD_BUDGET_SECONDS * 1000)
+        p95 = slow_prefill + self.decode_ms_per_token * SLOW_SUGGESTION_TOKENS
         return round(p50, 1), round(p95, 1)
 
     def fits(self) -> bool:

@@ -31,6 +31,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "user typed what the last suggestion began with")
     parser.add_argument("--no-warm", action="store_true", help="do not prefill a document's cache in the background "
                         "when it is opened or edited")
+    parser.add_argument("--no-prefetch", action="store_true", help="do not compute the next line's suggestion in the "
+                        "background after a suggestion at the end of a line")
     parser.add_argument("--version", action="version", version=f"ghostframe {__version__}")
     return parser.parse_args(argv)
 
@@ -53,7 +55,8 @@ def main(argv=None) -> None:
     from ghostframe.server.lsp.settings import Settings
 
     speed = SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache,
-                         prompt_lookup=args.prompt_lookup, typed_through=not args.no_typed_through, warm=not args.no_warm)
+                         prompt_lookup=args.prompt_lookup, typed_through=not args.no_typed_through, warm=not args.no_warm,
+                         prefetch=not args.no_prefetch)
     model = ModelOptions.from_args(args)
     ls = create_server(Settings(model=model.model, adapter=model.adapter, device=model.device, engine=model.engine,
                                 precision=model.cpu_precision, force_adapter=model.force_adapter), speed,

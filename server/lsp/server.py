@@ -18,10 +18,10 @@ from pygls.lsp.server import LanguageServer
 
 from ghostframe.server import __version__
 from ghostframe.server.lsp import transport
-from ghostframe.server.lsp.documents import context_at, forget_notebook, resident_memory_mb
+from ghostframe.server.lsp.documents import context_after_accepting, context_at, forget_notebook, resident_memory_mb
 from ghostframe.server.lsp.protocol import GhostframeProtocol
 from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions, make_engine
-from ghostframe.server.inference.model_loading import ModelLoadError, load_model
+from ghostframe.server.inference.model_loading import ModelLoadError, adapter_refusal, load_model
 from ghostframe.server.inference.model_options import ModelOptions
 from ghostframe.server.inference.machine import cpu_description
 from ghostframe.server.inference.warming import Warmer
@@ -32,6 +32,8 @@ from ghostframe.server.lsp.workspace_context import WorkspaceContext, document_p
 log = logging.getLogger("ghostframe.server")
 
 STATUS_NOTIFICATION = "ghostframe/status"
+# The extension tells where the cursor moved ({textDocument: {uri}, position}); editors tell only edits.
+CURSOR_NOTIFICATION = "ghostframe/didMoveCursor"
 CMD_RELOAD = "ghostframe.reloadModel"
 CMD_STATUS = "ghostframe.status"
 
@@ -50,6 +52,7 @@ class Status:
     modelChoice: str = ""  # with model auto: why this model, from this machine's measured rates
     cpu: str = ""  # the CPU and its flags (AVX2, AVX-512, AVX512-BF16, AMX), which decide the precision
     adapter: str | None = None
+    adapterRefused: str | None = None  # an adapter was asked for and not served (its gate): why; the base serves
     ready: bool = False
     message: str = ""
     lastLatencyMs: float | None = None
@@ -215,7 +218,8 @@ class GhostframeServer(LanguageServer):
         request = self._model_request(self.settings)
         self.close_engine()
         self.warmer.cancel_all()
-        self.announce(ready=False, error=None, model=request.model or "auto", adapter=request.adapter or None,
+        self.announce(ready=False, error=None, adapterRefused=None, model=request.model or "auto",
+                      adapter=request.adapter or None,
                       device=request.device, precision="", engine="", engineReason="", modelChoice="",
                       message="loading model")
         asyncio.ensure_future(self._load(self._load_serial, request))
@@ -236,16 +240,19 @@ class GhostframeServer(LanguageServer):
 
         started = time.perf_counter()
         try:
+            refused = adapter_refusal(request.adapter, request.force_adapter)
+            if refused:  # the base model serves, and the user is told why and how to change it
+                request = replace(request, adapter="")
             loaded = await loop.run_in_executor(
                 self.model_worker, lambda: load_model(
                     request.model or None, request.adapter or None, request.device, report,
                     precision=request.precision, force_adapter=request.force_adapter, engine=request.engine,
                     speculation=request.speculation))
         except ModelLoadError as exc:
-            loaded, error = None, str(exc)
+            loaded, error, refused = None, str(exc), None
         except Exception as exc:  # never let a load take the server down
             log.exception("model load failed")
-            loaded, error = None, f"{type(exc).__name__}: {exc}"
+            loaded, error, refused = None, f"{type(exc).__name__}: {exc}", None
         if serial != self._load_serial:
             if loaded is not None:  # a newer load superseded this one
                 self.model_worker.submit(make_engine(loaded).close)
@@ -259,7 +266,10 @@ class GhostframeServer(LanguageServer):
         seconds = time.perf_counter() - started
         self._end_progress(token, f"ready in {seconds:.1f}s")
         where = f"{loaded.model_name} on {loaded.device} ({loaded.engine}, {loaded.precision})"
-        self.announce(ready=True,
+        if refused:
+            self.tell(f"ghostframe serves the base model {loaded.model_name} without your adapter. {refused} "
+                      "Or clear ghostframe.adapter to stop asking for it.")
+        self.announce(ready=True, adapterRefused=refused or None,
                       model=loaded.model_name, device=loaded.device, adapter=loaded.adapter,
                       precision=loaded.precision, cpu=cpu_description(), engine=loaded.engine,
                       engineReason=loaded.engine_reason,
@@ -300,7 +310,7 @@ class GhostframeServer(LanguageServer):
         if engine is None or not settings.enable or ctx is None:
             return ""
         ctx = self.with_context(uri, ctx)
-        uri = unquote(uri)  # one key per document, however the client spells its URI
+        client_uri, uri = uri, unquote(uri)  # one key per document, however the client spells its URI
         self.warmer.activity()
         # the user is here now: warming the document for another place would overwrite the cache
         # this request fills (a document keeps one prompt's cache)
@@ -321,14 +331,37 @@ class GhostframeServer(LanguageServer):
             if self.in_flight.get(uri) is cancel:
                 del self.in_flight[uri]
             self.warmer.activity()
+        if completion.short_window:  # answered from the end of the window: warm all of it for the next ones
+            self.warm(client_uri, position=position)
         if completion.cancelled:
             return ""
+        if completion.text and not ctx.line_suffix.strip():
+            self.prefetch_next_line(uri, ctx, completion.text)
         self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
         self.status.lastPrefillTokens = completion.prompt_tokens - completion.reused_tokens
         log.debug("completion %r in %.0f ms (%d prompt tokens, %d reused, %d new%s)", completion.text,
                   completion.seconds * 1000, completion.prompt_tokens, completion.reused_tokens,
                   completion.new_tokens, ", typed through" if completion.typed_through else "")
         return completion.text
+
+    def prefetch_next_line(self, uri: str, ctx, suggestion: str) -> None:
+        """Compute now, in the background, the suggestion the editor will ask for once the user accepts
+        `suggestion` and presses Enter, so that one shows at once (the engine answers it from what it
+        keeps per document). A newer request for the document cancels it, as any older request."""
+        engine, settings = self.engine, self.settings
+        if engine is None or not (self.speed.prefetch and self.speed.typed_through) or self.speed.plain:
+            return
+        following = context_after_accepting(ctx, suggestion)
+        cancel = self.in_flight[uri] = threading.Event()
+        loop = asyncio.get_running_loop()
+
+        def done(_):
+            if self.in_flight.get(uri) is cancel:
+                del self.in_flight[uri]
+
+        job = self.model_worker.submit(engine.complete, following, settings.max_new_tokens,
+                                       settings.max_prompt_tokens, settings.multiline, cancel, uri)
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(done, None))
 
     def _complete_counted(self, engine: CompletionEngine, *args):
         """engine.complete on the model worker, counted even when nobody awaits the result any more."""
@@ -349,14 +382,16 @@ class GhostframeServer(LanguageServer):
         if self.engine is not None:
             self.model_worker.submit(self.engine.forget, uri)
 
-    def warm(self, uri: str, line: int | None = None, edited: bool = False) -> None:
-        """Prefill `uri`'s cache in the background up to the end of `line` (None: of the document)."""
+    def warm(self, uri: str, line: int | None = None, edited: bool = False,
+             position: types.Position | None = None) -> None:
+        """Prefill `uri`'s cache in the background at `position`, else up to the end of `line` (None: of
+        the document)."""
         if edited:
             self.warmer.activity()  # warm once the user pauses
         if self.speed.warm and not self.speed.plain:
             self.warmer.schedule(unquote(uri), lambda: self._with_context_target(uri, warm_target(
                 self.workspace, uri, line, self.engine if self.settings.enable else None,
-                self.settings.max_prompt_tokens)))
+                self.settings.max_prompt_tokens, position)))
 
     def with_context(self, uri: str, ctx):
         """`ctx` with snippets from other workspace files and data-file notes, as the settings allow."""
@@ -433,6 +468,18 @@ def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOp
         changes = params.content_changes
         ls.warm(params.text_document.uri, edited_line(changes[-1]) if changes else None, edited=True)
         ls.index_document(params.text_document.uri)
+
+    @ls.feature(CURSOR_NOTIFICATION)
+    def on_cursor_moved(ls: GhostframeServer, params):
+        """Warm the prompt where the user now is, while they read before typing."""
+        try:
+            uri, where = params.textDocument.uri, params.position
+            position = types.Position(line=int(where.line), character=int(where.character))
+        except (AttributeError, TypeError, ValueError):
+            log.info("ignored a malformed %s: %r", CURSOR_NOTIFICATION, params)
+            return
+        if position.line >= 0 and position.character >= 0:
+            ls.warm(uri, position=position)
 
     @ls.feature(types.TEXT_DOCUMENT_DID_SAVE)
     def on_save(ls: GhostframeServer, params: types.DidSaveTextDocumentParams):

@@ -25,13 +25,17 @@ def edited_line(change: types.TextDocumentContentChangeEvent) -> int | None:
 
 
 def warm_target(workspace: Workspace, uri: str, line: int | None, engine: CompletionEngine | None,
-                max_prompt_tokens: int) -> WarmTarget | None:
-    """The prompt to prefill for `uri`: up to the end of `line` (None: the last line); None if nothing to do."""
+                max_prompt_tokens: int, position: types.Position | None = None) -> WarmTarget | None:
+    """The prompt to prefill for `uri`: at `position` (where the cursor moved), else up to the end of
+    `line` (None: the last line); None if nothing to do."""
     if engine is None or unquote(uri) not in workspace.text_documents:
         return None
     lines = workspace.get_text_document(uri).lines
     if not lines:
         return None
-    row = len(lines) - 1 if line is None else max(0, min(line, len(lines) - 1))
-    end = types.Position(line=row, character=workspace.position_codec.client_num_units(lines[row].rstrip("\r\n")))
-    return WarmTarget(engine, context_at(workspace, uri, end), max_prompt_tokens)
+    if position is None:
+        row = len(lines) - 1 if line is None else max(0, min(line, len(lines) - 1))
+        position = types.Position(line=row, character=workspace.position_codec.client_num_units(
+            lines[row].rstrip("\r\n")))
+    ctx = context_at(workspace, uri, position)
+    return None if ctx is None else WarmTarget(engine, ctx, max_prompt_tokens)

@@ -57,6 +57,7 @@ class LlamaServerPeer:
     model_name: str
     binary: str
     threads: int
+    fim: bool  # the model has fill-in-the-middle tokens (/infill works)
 
     @classmethod
     def start(cls, binary: str, model: str, threads: int | None = None) -> LlamaServerPeer:
@@ -71,8 +72,12 @@ class LlamaServerPeer:
             command = [binary, "-m", str(gguf), "--host", "127.0.0.1", "--port", str(port), "-t", str(threads),
                        "-tb", str(threads), "-c", "8192", "-b", "1024", "-ub", "1024", "--cache-reuse", "256",
                        "-np", "1", "--log-disable"]
+        from ghostframe.server.inference.gguf_files import gguf_tokenizer_and_facts
+        from ghostframe.server.inference.prompt import fim_tokens
+
+        fim = fim_tokens(gguf_tokenizer_and_facts(gguf)[0]) is not None
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        peer = cls(process, port, name, binary, threads)
+        peer = cls(process, port, name, binary, threads, fim)
         peer._wait_healthy()
         return peer
 

@@ -20,6 +20,7 @@ class EditorClient(LanguageClient):
         super().__init__("ghostframe-cli", "0")
         self.verbose = verbose
         self.status: dict = {}
+        self.messages: list[str] = []  # window/showMessage texts, in order
         self.ready = asyncio.Event()
         self.version = 0
 
@@ -36,6 +37,7 @@ class EditorClient(LanguageClient):
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params):
+            self.messages.append(params.message)
             print(f"[ghostframe] {params.message}", file=sys.stderr)
 
         @self.feature(types.WINDOW_LOG_MESSAGE)

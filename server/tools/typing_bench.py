@@ -224,11 +224,14 @@ class LlamaVSCodeSide:
         return None
 
     async def _infill(self, prefix: str, suffix: str, prompt: str, indent: int) -> str:
-        body = {"input_prefix": prefix, "input_suffix": suffix, "input_extra": [], "prompt": prompt,
-                "n_predict": 128, "top_k": 40, "top_p": 0.99, "stream": False,
-                "samplers": ["top_k", "top_p", "infill"], "cache_prompt": True,
-                "t_max_prompt_ms": 500, "t_max_predict_ms": 1000, **({"n_indent": indent} if indent else {})}
-        answer = await asyncio.get_running_loop().run_in_executor(None, self.peer.post, "/infill", body)
+        common = {"n_predict": 128, "top_k": 40, "top_p": 0.99, "stream": False, "cache_prompt": True,
+                  "t_max_prompt_ms": 500, "t_max_predict_ms": 1000, **({"n_indent": indent} if indent else {})}
+        if self.peer.fim:
+            path, body = "/infill", {"input_prefix": prefix, "input_suffix": suffix, "input_extra": [], "prompt": prompt,
+                                     "samplers": ["top_k", "top_p", "infill"], **common}
+        else:  # a model without fill-in-the-middle tokens (llama.vscode needs one): the text before the cursor
+            path, body = "/completion", {"prompt": prefix + prompt, "samplers": ["top_k", "top_p"], **common}
+        answer = await asyncio.get_running_loop().run_in_executor(None, self.peer.post, path, body)
         lines = answer.get("content", "").split("\n")
         while lines and not lines[-1].strip():
             lines.pop()
