@@ -276,7 +276,8 @@ async function runCommand(page, title) {
   await page.keyboard.press('Enter');
 }
 
-const readySelector = /·\s*(cpu|cuda)/;
+// The ready item: model · engine (a server that does not report its engine: model · device).
+const readySelector = /·\s*(llama\.cpp|torch|cpu|cuda)/;
 
 /** Step 1–2: the fresh profile offers "Set up ghostframe"; one click makes the environment and starts the server. */
 async function setUp(page, timings) {
@@ -335,14 +336,27 @@ async function acceptChecks(page, file) {
   return { tab, word };
 }
 
+/** The extension's log (ghostframe output channel), with the server's stderr in it. */
+function extensionLog(dirs) {
+  const found = spawnSync('find', [path.join(dirs.userData, 'logs'), '-name', 'ghostframe.log'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
+  return found.map((f) => readFileSync(f, 'utf8')).join('\n');
+}
+
+/**
+ * The cursor hints (ghostframe/didMoveCursor, sent when the cursor rests after a click or Ctrl+End)
+ * reached a server that handles them: it logs a message it refuses or has no handler for, with its
+ * method, at warning level or above (which the log shows). Which hints are sent is unit-tested (cursorMoves).
+ */
+function cursorHintsAccepted(dirs) {
+  const refused = extensionLog(dirs).split('\n').filter((l) => l.includes('ghostframe/didMoveCursor') && /refus|invalid|error|exception|traceback|unknown|ignor/i.test(l));
+  if (refused.length) fail(`the server refused ghostframe/didMoveCursor: ${refused.slice(0, 3).join(' | ')}`);
+  log('cursor hints: no ghostframe/didMoveCursor refused in the log');
+}
+
 /** Manual trigger mode: typing asks nothing; Alt+\ asks. */
 async function manualTrigger(page, dirs) {
   // code-server does not notice settings.json edited from outside: edit it in the editor, as a user would.
-  const extensionLog = () => {
-    const found = spawnSync('find', [path.join(dirs.userData, 'logs'), '-name', 'ghostframe.log'], { encoding: 'utf8' }).stdout.trim().split('\n').filter(Boolean);
-    return found.map((f) => readFileSync(f, 'utf8')).join('\n');
-  };
-  const changes = () => (extensionLog().match(/Settings changed: .*ghostframe\.triggerMode/g) ?? []).length;
+  const changes = () => (extensionLog(dirs).match(/Settings changed: .*ghostframe\.triggerMode/g) ?? []).length;
   const setMode = async (mode, first) => {
     // first: add the setting on a new line 2; later: replace line 2.
     const seen = changes();
@@ -393,7 +407,7 @@ async function manualTrigger(page, dirs) {
 /** The status-bar menu offers the actions, and its toggle turns completions off and on again. */
 async function statusMenuCheck(page) {
   const pick = async (label) => {
-    await page.locator('.statusbar-item', { hasText: /ghostframe|·\s*(cpu|cuda)/ }).last().click();
+    await page.locator('.statusbar-item', { hasText: new RegExp(`ghostframe|${readySelector.source}`) }).last().click();
     const row = page.locator('.quick-input-widget .monaco-list-row', { hasText: label });
     await row.first().waitFor({ timeout: 10000 });
     for (const expected of ['Restart server', 'Show log', 'Open settings']) {
@@ -542,6 +556,7 @@ async function main() {
     await manualTrigger(page, dirs);
     await statusMenuCheck(page);
     const notebook = NOTEBOOK_TRIALS > 0 ? await notebookTrials(page) : [];
+    cursorHintsAccepted(dirs);
     const verdict = TRAIN ? await train(page, timings) : undefined;
 
     const sorted = [...latencies].sort((a, b) => a - b);

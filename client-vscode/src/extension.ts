@@ -32,7 +32,7 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       trainOnWorkspace({ context, log, python: () => m.serverPython(), expand }),
     ),
     vscode.commands.registerCommand('ghostframe.openSampleNotebook', () => openSampleNotebook()),
-    vscode.commands.registerCommand('ghostframe.statusMenu', () => showStatusMenu(config().get<boolean>('enable', true))),
+    vscode.commands.registerCommand('ghostframe.statusMenu', () => showStatusMenu(config().get<boolean>('enable', true), status.state)),
   );
 
   // A new interpreter picked in the Python extension may have (or lack) the server.

@@ -7,7 +7,8 @@
  * Inline completions come from vscode-languageclient's built-in
  * InlineCompletionItemFeature; the editor's cancellation token becomes
  * `$/cancelRequest` there. Our middleware adds the trigger mode, the debounce
- * and the `enable` short-cut.
+ * and the `enable` short-cut; cursorSync.ts tells the server where the
+ * cursor rests.
  */
 import * as os from 'os';
 import * as vscode from 'vscode';
@@ -21,6 +22,7 @@ import {
   ServerOptions,
   State,
 } from 'vscode-languageclient/node';
+import { syncCursorMoves } from './cursorSync';
 import { waitUnlessCancelled } from './debounce';
 import { findServer, ServerCandidate, serverCandidates, serverCommand } from './interpreter';
 import { versionMismatch } from './managedEnv';
@@ -67,6 +69,8 @@ export class ServerManager implements vscode.Disposable {
   /** The Python the running server uses (the trainer runs with it too). */
   private server: ServerCandidate | undefined;
   private settingUp = false;
+  /** Tells the running server where the cursor rests (cursorSync.ts). */
+  private cursorSync: vscode.Disposable | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -111,6 +115,10 @@ export class ServerManager implements vscode.Disposable {
     try {
       await client.start();
       this.checkVersion(client.initializeResult?.serverInfo);
+      if (generation === this.generation) {
+        this.cursorSync?.dispose();
+        this.cursorSync = syncCursorMoves(client, DOCUMENT_SELECTOR, () => config().get<boolean>('enable', true));
+      }
     } catch (err) {
       this.log.error(`Server failed to start: ${String(err)}`);
       this.status.set({ kind: 'stopped', message: 'the server failed to start (see log)' });
@@ -119,6 +127,8 @@ export class ServerManager implements vscode.Disposable {
 
   async stop(): Promise<void> {
     this.generation++;
+    this.cursorSync?.dispose();
+    this.cursorSync = undefined;
     const client = this.client;
     this.client = undefined;
     this.server = undefined;

@@ -1,9 +1,12 @@
 /**
- * The status-bar item: starting/loading, ready (model · device · adapter),
- * error. Clicking it opens a quick menu (toggle, restart, log, settings).
+ * The status-bar item: starting/loading, ready (model · engine · adapter),
+ * a warning when the asked-for adapter is not served, error. Clicking it
+ * opens a quick menu (the ways out of a refused adapter, toggle, restart,
+ * log, settings).
  */
 import * as vscode from 'vscode';
 import { ClientState, statusView } from './status';
+import { forceAdapterLevel, Level, levelsHolding, MenuAction, statusMenuItems } from './statusMenu';
 
 export class StatusBar implements vscode.Disposable {
   private readonly item: vscode.StatusBarItem;
@@ -17,12 +20,21 @@ export class StatusBar implements vscode.Disposable {
     this.item.show();
   }
 
+  /** What the item shows now (the menu offers actions that depend on it). */
+  get state(): ClientState {
+    return this.last;
+  }
+
   set(state: ClientState): void {
     this.last = state;
     const view = statusView(state);
     this.item.text = view.text;
     this.item.tooltip = view.tooltip;
-    this.item.backgroundColor = view.error ? new vscode.ThemeColor('statusBarItem.errorBackground') : undefined;
+    this.item.backgroundColor = view.error
+      ? new vscode.ThemeColor('statusBarItem.errorBackground')
+      : view.warning
+        ? new vscode.ThemeColor('statusBarItem.warningBackground')
+        : undefined;
   }
 
   dispose(): void {
@@ -31,20 +43,35 @@ export class StatusBar implements vscode.Disposable {
 }
 
 /** The menu shown when the status-bar item is clicked. */
-export async function showStatusMenu(enabled: boolean): Promise<void> {
-  const items: (vscode.QuickPickItem & { command: string })[] = [
-    { label: enabled ? '$(circle-slash) Turn inline completions off' : '$(check) Turn inline completions on', command: 'ghostframe.toggle' },
-    { label: '$(debug-restart) Restart server', command: 'ghostframe.restartServer' },
-    { label: '$(package) Set up the local server again', command: 'ghostframe.setup' },
-    { label: '$(output) Show log', command: 'ghostframe.showLog' },
-    { label: '$(settings-gear) Open settings', command: 'workbench.action.openSettings' },
-    { label: '$(mortar-board) Train an adapter on this workspace', command: 'ghostframe.trainOnWorkspace' },
-  ];
+export async function showStatusMenu(enabled: boolean, state: ClientState): Promise<void> {
+  const items = statusMenuItems(enabled, state);
   const picked = await vscode.window.showQuickPick(items, { title: 'ghostframe' });
-  if (!picked) return;
-  if (picked.command === 'workbench.action.openSettings') {
-    await vscode.commands.executeCommand(picked.command, '@ext:ghostframe.ghostframe');
-  } else {
-    await vscode.commands.executeCommand(picked.command);
+  if (picked) await run(picked.action);
+}
+
+const TARGET: Record<Level, vscode.ConfigurationTarget> = {
+  global: vscode.ConfigurationTarget.Global,
+  workspace: vscode.ConfigurationTarget.Workspace,
+};
+
+async function run(action: MenuAction): Promise<void> {
+  const cfg = vscode.workspace.getConfiguration('ghostframe');
+  switch (action.kind) {
+    case 'command':
+      await vscode.commands.executeCommand(action.command, ...(action.args ?? []));
+      return;
+    case 'forceAdapter':
+      await cfg.update('forceAdapter', true, TARGET[forceAdapterLevel(cfg.inspect('adapter'), cfg.inspect('forceAdapter'))]);
+      return;
+    case 'clearAdapter': {
+      const levels = levelsHolding(cfg.inspect('adapter'));
+      if (levels.length === 0) {
+        // The adapter then comes from the server's command line (--adapter), not from a setting.
+        void vscode.window.showInformationMessage('ghostframe: ghostframe.adapter is not set in your settings; the adapter comes from the server\'s command line.');
+        return;
+      }
+      for (const level of levels) await cfg.update('adapter', undefined, TARGET[level]);
+      return;
+    }
   }
 }

@@ -23,4 +23,10 @@ def inline(ls: LanguageServer, params: types.InlineCompletionParams):
     return [types.InlineCompletionItem(insert_text=text, range=types.Range(params.position, params.position))]
 
 
+@server.feature("ghostframe/didMoveCursor")
+def moved(ls: LanguageServer, params):
+    """Logged (the extension's log shows server stderr) so the cursor hint can be seen arriving."""
+    print("didMoveCursor", params.textDocument.uri, params.position.line, params.position.character, file=sys.stderr, flush=True)
+
+
 server.start_io()
