@@ -69,6 +69,9 @@ class TrainConfig:
     model: str | None = option(None, _MODEL_OPTIONS["model"].metadata["help"], group="model")  # None: embedded
     device: str = option(_MODEL_OPTIONS["device"].default, _MODEL_OPTIONS["device"].metadata["help"],
                          group="model", choices=_MODEL_OPTIONS["device"].metadata["choices"])
+    engine: str = option(_MODEL_OPTIONS["engine"].default, "what runs the model in the evaluation gate: auto is "
+                         "the engine the server uses on this machine (training itself always runs in torch)",
+                         group="model", choices=_MODEL_OPTIONS["engine"].metadata["choices"])
     # data
     keywords: list[str] = option(
         None, f"comma-separated: keep files mentioning any of them (default: {','.join(DEFAULT_KEYWORDS)})",

@@ -193,7 +193,10 @@ class CompletionEngine:
             return None
         if (len(ids) - self.cached_tokens(document, ids)) * rate <= budget:
             return None
-        window = max(MIN_COLD_WINDOW, int(budget / rate))
+        affordable = int(budget / rate)
+        window = MIN_COLD_WINDOW  # a power of two: the window stays the same from keystroke to keystroke
+        while window * 2 <= affordable:
+            window *= 2
         return window if window < len(ids) else None
 
     # --- what an engine implements ------------------------------------------------------------

@@ -31,6 +31,8 @@ from ghostframe.server.inference.default_model import (
 from ghostframe.server.inference.model_loading import (
     ADAPTER_WEIGHTS,
     check_adapter_weights,
+    fingerprint_of,
+    fingerprint_stride,
     gguf_of,
     read_adapter_metadata,
 )
@@ -116,20 +118,14 @@ def _fingerprint(reader: gguf.GGUFReader, arch_name: str) -> str:
     """model_loading.base_model_fingerprint of the model transformers makes of this GGUF, from the
     same strided embedding rows, dequantized as transformers does (gguf.dequantize). Equal to it
     where transformers' model_type is the GGUF architecture's name (llama and qwen2 are)."""
-    import hashlib
-
-    import torch
-
     embedding = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
     if embedding is None:
         raise ModelLoadError("The base model GGUF has no token_embd.weight tensor.")
     hidden, vocab = (int(n) for n in embedding.shape)
     n_layer = _int(_field(reader, gguf.Keys.LLM.BLOCK_COUNT.format(arch=arch_name)))
-    digest = hashlib.sha256(json.dumps([arch_name, hidden, n_layer, vocab]).encode())
-    rows = np.asarray(embedding.data)[:: max(1, vocab // 256)]
+    rows = np.asarray(embedding.data)[:: fingerprint_stride(vocab)]
     sample = gguf.dequantize(rows, embedding.tensor_type).reshape(-1, hidden).astype(np.float32)
-    digest.update(torch.from_numpy(sample).to(torch.bfloat16).view(torch.int16).numpy().tobytes())
-    return digest.hexdigest()[:16]
+    return fingerprint_of([arch_name, hidden, n_layer, vocab], sample)
 
 
 def gguf_base_fingerprint(base_gguf: Path) -> str:

@@ -128,8 +128,10 @@ class LlamaRuntime:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise LlamaError(f"llama.cpp could not load {config.gguf.name}: {exc}") from exc
         # The engine's loop starts after the constructor returns; a stop sent before it runs is
-        # lost and closing would wait forever. One request through the loop makes sure it runs.
-        self.prefill([0], config.slots - 1)
+        # lost and closing would wait forever. One request through the loop makes sure it runs,
+        # and tells what a prefill costs here before the first real one.
+        timings = self.prefill(list(range(1, MEASURED_PREFILL_TOKENS * 2 + 1)), config.slots - 1)
+        self.startup_prefill_rate = timings["prompt_ms"] / 1000 / max(1, timings["prompt_n"])
 
     def stream(self, ids: list[int], max_tokens: int, slot: int, on_tokens: Callable[[list[int], str], bool],
                cache_prompt: bool = True, keep_going: Callable[[], bool] = lambda: True) -> dict:
@@ -277,7 +279,7 @@ class LlamaEngine(CompletionEngine):
         documents = min(max_cached_documents, self.runtime.config.slots - 1)
         self.slots = _Slots(documents)
         self._lock = threading.Lock()  # slot bookkeeping is touched from the worker only; forget may come from elsewhere
-        self._prefill_rate: float | None = None  # seconds per prompt token, from recent prefills
+        self._prefill_rate: float | None = self.runtime.startup_prefill_rate  # seconds per prompt token
 
     def _forget_cache(self, document: str) -> None:
         with self._lock:

@@ -168,14 +168,26 @@ def base_model_fingerprint(model: Any) -> str:
     Computed on a strided sample of the input embeddings rounded to bf16, plus the
     shape-defining config, so an adapter can be checked against the model it was made for.
     """
-    import torch
-
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     cfg = base.config
     shape = [getattr(cfg, k, None) for k in ("model_type", "hidden_size", "num_hidden_layers", "vocab_size")]
-    digest = hashlib.sha256(json.dumps(shape).encode())
     weight = base.get_input_embeddings().weight.detach()
-    sample = weight[:: max(1, weight.shape[0] // 256)].to("cpu", torch.bfloat16).contiguous()
+    return fingerprint_of(shape, weight[:: fingerprint_stride(weight.shape[0])])
+
+
+def fingerprint_stride(vocab_size: int) -> int:
+    """Every how many embedding rows the fingerprint samples one."""
+    return max(1, vocab_size // 256)
+
+
+def fingerprint_of(shape: list, rows: Any) -> str:
+    """The fingerprint of a model with this shape ([model type, hidden size, layers, vocabulary size])
+    and these sampled embedding rows (a float tensor or array), rounded to bf16: the same from a
+    Hugging Face model in any dtype and from the GGUF file it was converted from (gguf_adapter)."""
+    import torch
+
+    digest = hashlib.sha256(json.dumps(shape).encode())
+    sample = torch.as_tensor(rows).to("cpu", torch.bfloat16).contiguous()
     digest.update(sample.view(torch.int16).numpy().tobytes())
     return digest.hexdigest()[:16]
 

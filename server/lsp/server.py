@@ -90,6 +90,8 @@ class GhostframeServer(LanguageServer):
         self.status = Status()
         self.model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostframe-model")
         self.in_flight: dict[str, threading.Event] = {}
+        # per document: the (before, after) of the next line's suggestion being computed ahead, and its job
+        self.ahead: dict[str, tuple[tuple[str, str], Any]] = {}
         # Generations finished and stopped early (cancelled or superseded), counted on the model worker.
         self.counters = {"completed": 0, "cancelled": 0, "lastCancelledAfterTokens": None}
         self.warmer = Warmer(self.model_worker, listener=self._warmed)
@@ -312,6 +314,14 @@ class GhostframeServer(LanguageServer):
         ctx = self.with_context(uri, ctx)
         client_uri, uri = uri, unquote(uri)  # one key per document, however the client spells its URI
         self.warmer.activity()
+        ahead = self.ahead.get(uri)
+        if ahead is not None and ahead[0] == (ctx.before, ctx.after) and not ahead[1].done():
+            # the user accepted and pressed Enter while the next line was being computed ahead: wait for it
+            completion = await asyncio.wrap_future(ahead[1])
+            if not completion.cancelled:
+                self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
+                self.status.lastPrefillTokens = 0
+                return completion.text
         # the user is here now: warming the document for another place would overwrite the cache
         # this request fills (a document keeps one prompt's cache)
         self.warmer.cancel(uri, quiet=True)
@@ -355,13 +365,19 @@ class GhostframeServer(LanguageServer):
         cancel = self.in_flight[uri] = threading.Event()
         loop = asyncio.get_running_loop()
 
-        def done(_):
+        def done(job):
             if self.in_flight.get(uri) is cancel:
                 del self.in_flight[uri]
+            if self.ahead.get(uri, (None, None))[1] is job:
+                del self.ahead[uri]
+            if not job.cancelled() and job.exception() is None:
+                log.debug("next line computed ahead: %r in %.0f ms%s", job.result().text, job.result().seconds * 1000,
+                          " (cancelled)" if job.result().cancelled else "")
 
         job = self.model_worker.submit(engine.complete, following, settings.max_new_tokens,
                                        settings.max_prompt_tokens, settings.multiline, cancel, uri)
-        job.add_done_callback(lambda _: loop.call_soon_threadsafe(done, None))
+        self.ahead[uri] = ((following.before, following.after), job)
+        job.add_done_callback(lambda finished: loop.call_soon_threadsafe(done, finished))
 
     def _complete_counted(self, engine: CompletionEngine, *args):
         """engine.complete on the model worker, counted even when nobody awaits the result any more."""

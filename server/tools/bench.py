@@ -4,7 +4,8 @@ An editor sends a completion request after each keystroke. This replays that ove
 real pandas file (one character at a time) through the server, then times on the very
 same prompts, in the same run: plain greedy `generate`, the engine's paths in each CPU
 precision, the first request in a just-opened file (cold, after a pause while warming,
-fully warm), and llama.cpp on the same GGUF file when llama-cpp-python is installed.
+fully warm), the llama.cpp engine on the same GGUF file (with and without speculation), and
+llama-server on it as llama.vscode drives it (`--peer`).
 """
 
 from __future__ import annotations
@@ -136,34 +137,52 @@ def first_request(loaded, document: str, args: argparse.Namespace, budget: int) 
     return out
 
 
-def llama_rows(args: argparse.Namespace, prompts: list[list[int]], new_tokens: list[int]) -> dict:
-    """llama.cpp on the same GGUF file, prompts and threads, decoding as many tokens per keystroke as we did."""
-    import torch
+def llama_rows(args: argparse.Namespace, documents: list[str], budget: int) -> dict:
+    """The llama.cpp engine on the same documents (without and with speculation), and llama-server
+    driven as llama.vscode drives it, when the model is a GGUF file (a pinned model or a .gguf)."""
+    from ghostframe.server.inference.engine import SpeedOptions, make_engine
+    from ghostframe.server.inference.llama_loading import DRAFT_MODELS
+    from ghostframe.server.inference.model_loading import gguf_of, load_model
+    from ghostframe.server.inference.prompt import CompletionContext
+    from ghostframe.server.tools.llama_peer import LlamaServerPeer
 
-    from ghostframe.server.inference.default_model import default_gguf_path
-    from ghostframe.server.tools import llama_peer
-
-    if (missing := llama_peer.available()) is not None:
-        return {"skipped": missing}
+    model = args.model or "smollm2-135m"
     if args.adapter:
-        return {"skipped": "llama.cpp would need the adapter merged into a GGUF file"}
-    if args.model and not args.model.endswith(".gguf"):
-        return {"skipped": "llama.cpp needs a GGUF file: the default model or --model FILE.gguf"}
-    gguf = Path(args.model).expanduser() if args.model else default_gguf_path()
-    peer = llama_peer.LlamaPeer(gguf, torch.get_num_threads())
-    peer.complete(prompts[0][:16], 1)  # first-call allocations
-    peer.llm.reset()
-    total, first = [], []
-    for ids, count in zip(prompts, new_tokens):
-        _, to_first, seconds = peer.complete(ids, max(1, count))
-        total.append(seconds)
-        first.append(to_first)
-    micro_row = peer.prefill_and_decode_ms(prompts[-1])
-    return {"typing": {**summary(total), "first_token_p50_ms": summary(first)["p50_ms"],
-                       "new_tokens_mean": round(statistics.mean(max(1, c) for c in new_tokens), 1)},
-            "micro": {"prompt_tokens": len(prompts[-1]), "prefill_ms": round(micro_row[0], 1),
-                      "decode_ms_per_token": round(micro_row[1], 1)},
-            "gguf": gguf.name, "threads": peer.threads}
+        return {"skipped": "the llama.cpp rows run the base model only"}
+    if gguf_of(model) is None:
+        return {"skipped": "llama.cpp needs a GGUF file: a pinned model or --model FILE.gguf"}
+    rows, micro_rows = {}, {}
+    for speculation in ("none", "ngram", *(("draft",) if model in DRAFT_MODELS else ())):
+        loaded = load_model(model, device="cpu", engine="llama", speculation=speculation)
+        engine = make_engine(loaded, SpeedOptions(typed_through=False))
+        total, first, tokens = [], [], []
+        engine.complete(CompletionContext(documents[0][:200], ""), 4, budget, True)  # first-call allocations
+        for document in documents:
+            done = engine.complete(CompletionContext(document, ""), args.max_new_tokens, budget, True, document="bench")
+            total.append(done.seconds)
+            first.append(done.first_token_seconds or done.seconds)
+            tokens.append(done.new_tokens)
+        rows[f"llama.cpp engine, speculation {speculation}"] = {
+            **summary(total), "first_token_p50_ms": summary(first)["p50_ms"],
+            "new_tokens_mean": round(statistics.mean(tokens), 1)}
+        if speculation == "none":
+            timings = loaded.model.timed(engine.prompt_ids(CompletionContext(documents[-1], ""), budget), 16)
+            micro_rows = {"prompt_tokens": timings["prompt_n"], "prefill_ms": round(timings["prompt_ms"], 1),
+                          "decode_ms_per_token": round(timings["predicted_ms"] / max(1, timings["predicted_n"] - 1), 1)}
+        engine.close()
+    peer = LlamaServerPeer.start(args.peer, model)
+    try:
+        total = []
+        for document in documents:
+            started = time.perf_counter()
+            peer.post("/completion", {"prompt": document, "n_predict": args.max_new_tokens, "top_k": 40,
+                                      "top_p": 0.99, "cache_prompt": True, "t_max_prompt_ms": 500,
+                                      "t_max_predict_ms": 1000})
+            total.append(time.perf_counter() - started)
+        rows[f"llama-server ({peer.describe()}), cache_prompt"] = summary(total)
+    finally:
+        peer.stop()
+    return {"rows": rows, "micro": micro_rows, "gguf": gguf_of(model)[0].name}
 
 
 def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
@@ -239,7 +258,7 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     report["prefill_decode"] = {name: micro(model, prompts[-1]) for name, model in models.items() if name != "served"}
     report["served_precision_row"] = served_row
     if loaded.device == "cpu":
-        report["llama_cpp"] = llama_rows(args, prompts, rows[served_row]["tokens"])
+        report["llama_cpp"] = llama_rows(args, documents, budget)
     report["precision_choice"] = served.precision_choice.describe() if served.precision_choice else served.precision
     return report
 
@@ -299,8 +318,8 @@ async def latency(args: argparse.Namespace) -> int:
     table += [(row_label(name), rows[name]) for name in rows
               if name.startswith("engine_") and name != "engine_fast"]
     table.append((row_label("engine_fast"), rows["engine_fast"]))
-    if llama and "typing" in llama:
-        table.append((f"llama.cpp ({llama['gguf']}), KV prefix reuse, same tokens", llama["typing"]))
+    for name, row in (llama or {}).get("rows", {}).items():
+        table.append((name, row))
     for name, row in table:
         print(f"{name:<52}{row['p50_ms']:>9}{row['p95_ms']:>9}{row.get('first_token_p50_ms', '-'):>10}"
               f"{row.get('new_tokens_mean', '-'):>8}")
@@ -311,8 +330,8 @@ async def latency(args: argparse.Namespace) -> int:
           + ", ".join(f"{name} {row['ms']} ms ({row['prefilled_tokens']} tokens prefilled)" for name, row in first.items()))
     print(f"\n{'prefill + decode, ~' + str(next(iter(micro_rows.values()))['prompt_tokens']) + '-token prompt':<52}"
           f"{'prefill ms':>11}{'decode ms/token':>17}")
-    micro_table = list(micro_rows.items()) + ([(f"llama.cpp ({llama['gguf']})", llama["micro"])]
-                                              if llama and "micro" in llama else [])
+    micro_table = list(micro_rows.items()) + ([(f"llama.cpp engine ({llama['gguf']})", llama["micro"])]
+                                              if llama and llama.get("micro") else [])
     for name, row in micro_table:
         print(f"{name:<52}{row['prefill_ms']:>11}{row['decode_ms_per_token']:>17}")
     ratio = lambda a, b: round(rows[a]["p50_ms"] / max(rows[b]["p50_ms"], 0.1), 1)  # noqa: E731
@@ -324,12 +343,10 @@ async def latency(args: argparse.Namespace) -> int:
     print(f"in the served precision: reused KV cache p50 {cache['p50_ms']} / p95 {cache['p95_ms']} ms; prompt lookup "
           f"from a new cache p50 {lookup['p50_ms']} / p95 {lookup['p95_ms']} ms "
           f"({lookup['p50_ms'] / max(cache['p50_ms'], 0.1):.2f}x)")
-    if llama and "typing" in llama:
-        ours_row = rows[served_row]
-        print(f"llama.cpp vs ours ({row_label(served_row)}): per keystroke p50 "
-              f"{ours_row['p50_ms'] / max(llama['typing']['p50_ms'], 0.1):.1f}x, decode per token "
-              f"{micro_rows.get(status.get('precision'), ours_row).get('decode_ms_per_token', 0) / max(llama['micro']['decode_ms_per_token'], 0.1):.1f}x "
-              "(> 1: llama.cpp is faster)")
+    if llama and llama.get("micro"):
+        ours_row = micro_rows.get(status.get("precision"), next(iter(micro_rows.values())))
+        print(f"decode per token, torch ({status.get('precision')}) vs the llama.cpp engine: "
+              f"{ours_row['decode_ms_per_token']} vs {llama['micro']['decode_ms_per_token']} ms")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0

@@ -86,6 +86,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     lat.add_argument("--json", help="also write the report as JSON to this path")
     lat.add_argument("--pause-after-open", type=float, default=1.0,
                      help="seconds between opening the file and the first keystroke, as a user pauses (default 1)")
+    lat.add_argument("--peer", default="xllamacpp", help="the llama-server for the peer row: a llama-server binary's "
+                     "path or 'xllamacpp' (the llama.cpp build ghostframe runs, serving HTTP in its own process)")
     add_model_arguments(lat)
     typ = bsub.add_parser("typing", help="a typing session at several places of a large real file: ghostframe over "
                           "LSP and llama-server driven as llama.vscode drives it")

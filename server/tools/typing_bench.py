@@ -2,8 +2,8 @@
 
 The user works at several places spread through the file. At each: they arrive and open the
 line they are about to write (its text removed, its indentation kept), pause (`--pause`, 1 s),
-type its first characters (`--keystrokes`, 120 ms apart: `--gap`), wait for the suggestion,
-accept it with Tab and press Enter. The same script is played against two editors-and-servers:
+type its first characters (`--keystrokes`, 120 ms apart: `--gap`), wait for the suggestion, read
+it (`--accept-after`, 0.5 s), accept it with Tab and press Enter. The same script is played against two editors-and-servers:
 
 - ghostframe: the real server over LSP; every keystroke sends `textDocument/inlineCompletion`
   and a newer keystroke cancels an unanswered older request (`$/cancelRequest`), as VS Code does;
@@ -32,7 +32,9 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.text import utf16_column
+from ghostframe.server.lsp.documents import context_after_accepting
 
 SAMPLE_SEED = 0
 
@@ -68,12 +70,13 @@ class Result:
 
 
 def choose_places(text: str, count: int, keystrokes: int, seed: int = SAMPLE_SEED) -> list[Place]:
-    """`count` code lines spread evenly through the file (one drawn per stretch), each long enough to type
-    `keystrokes` characters of and still have something to suggest."""
+    """`count` code lines spread evenly through the file (one drawn per stretch), each a line the evaluation
+    would score (no comment, docstring or string) long enough to type `keystrokes` characters of and still
+    have something to suggest."""
+    from ghostframe.trainer.evaluation.cases import eligible_lines
+
     lines = text.split("\n")
-    eligible = [i for i, line in enumerate(lines)
-                if len(line.strip()) >= keystrokes + 6 and not line.strip().startswith(("#", '"', "'", "@"))
-                and i > 10]
+    eligible = [i for i in eligible_lines(text, keystrokes + 6) or [] if i > 10]
     if len(eligible) < count:
         raise SystemExit(f"ghostframe: the file has {len(eligible)} lines to type, fewer than --places {count}.")
     rng = random.Random(seed)
@@ -97,9 +100,9 @@ class Document:
 
     def replace_line(self, line: int, new: str) -> tuple[tuple[int, int], tuple[int, int], str]:
         """Replace a line's text; the LSP range it replaced and the new text."""
-        old = self.lines[line]
+        end = self.position(line, len(self.lines[line]))
         self.lines[line] = new
-        return (line, 0), self.position(line, len(old)), new
+        return (line, 0), end, new
 
     def insert(self, line: int, column: int, new: str) -> tuple[tuple[int, int], tuple[int, int], str]:
         start = self.position(line, column)
@@ -107,6 +110,11 @@ class Document:
         inserted = (row[:column] + new + row[column:]).split("\n")
         self.lines[line:line + 1] = inserted
         return start, start, new
+
+
+def document_position(line: int, text: str) -> tuple[int, int]:
+    """The LSP position at the end of `text` on `line`."""
+    return line, utf16_column(text, len(text))
 
 
 # --- ghostframe over LSP ----------------------------------------------------------------------
@@ -226,12 +234,9 @@ class LlamaVSCodeSide:
     async def _infill(self, prefix: str, suffix: str, prompt: str, indent: int) -> str:
         common = {"n_predict": 128, "top_k": 40, "top_p": 0.99, "stream": False, "cache_prompt": True,
                   "t_max_prompt_ms": 500, "t_max_predict_ms": 1000, **({"n_indent": indent} if indent else {})}
-        if self.peer.fim:
-            path, body = "/infill", {"input_prefix": prefix, "input_suffix": suffix, "input_extra": [], "prompt": prompt,
-                                     "samplers": ["top_k", "top_p", "infill"], **common}
-        else:  # a model without fill-in-the-middle tokens (llama.vscode needs one): the text before the cursor
-            path, body = "/completion", {"prompt": prefix + prompt, "samplers": ["top_k", "top_p"], **common}
-        answer = await asyncio.get_running_loop().run_in_executor(None, self.peer.post, path, body)
+        body = {"input_prefix": prefix, "input_suffix": suffix, "input_extra": [], "prompt": prompt,
+                "samplers": ["top_k", "top_p", "infill"], **common}
+        answer = await asyncio.get_running_loop().run_in_executor(None, self.peer.post, "/infill", body)
         lines = answer.get("content", "").split("\n")
         while lines and not lines[-1].strip():
             lines.pop()
@@ -280,7 +285,8 @@ class LlamaVSCodeSide:
 # --- the session ---------------------------------------------------------------------------------
 
 
-async def play(side, text: str, places: list[Place], keystrokes: int, gap: float, pause: float) -> Result:
+async def play(side, text: str, places: list[Place], keystrokes: int, gap: float, pause: float,
+               accept_after: float) -> Result:
     """The typing script of the module docstring, against one side."""
     document = Document(text)
     result = Result()
@@ -318,16 +324,21 @@ async def play(side, text: str, places: list[Place], keystrokes: int, gap: float
         result.places += 1
         result.exact += (typed + suggestion).strip() == place.text
         result.suggestions.append(typed + "|" + suggestion)
-        # Tab, then Enter with the line's indentation (the editor's auto-indent), then the next suggestion
-        side.edit(document.insert(line, len(document.lines[line]), suggestion + "\n" + indentation))
+        # the user reads the suggestion, accepts it with Tab, presses Enter (indented as the editor indents
+        # it) and waits for the next suggestion
+        await asyncio.sleep(accept_after)
+        typed_line = document.lines[line]
+        following = context_after_accepting(CompletionContext(typed_line, ""), suggestion).before[len(typed_line):]
+        side.edit(document.insert(line, len(typed_line), following))
         at = time.perf_counter()
-        await side.suggest(document, line + 1, len(indentation), [])
+        await side.suggest(document, line + 1, len(document.lines[line + 1]), [])
         result.accept.append(time.perf_counter() - at)
         # the user moves on and the file is as it was (real edits, which the server sees too)
+        new_line = document.lines[line + 1]
         side.edit(document.replace_line(line, indentation + place.text))
         end_of_line = document.position(line, len(document.lines[line]))
         del document.lines[line + 1]
-        side.edit((end_of_line, (line + 1, len(indentation)), ""))
+        side.edit((end_of_line, document_position(line + 1, new_line), ""))
     return result
 
 
@@ -357,9 +368,12 @@ async def typing(args: argparse.Namespace) -> int:
                 served = next(iter(report["sides"].values()), {}).get("model") if report["sides"] else None
                 peer = LlamaServerPeer.start(args.peer, args.peer_model or args.model or served or "smollm2-135m",
                                              threads=args.threads)
+                if not peer.fim:
+                    report["peer_skipped"] = f"{peer.model_name} has no fill-in-the-middle tokens; llama.vscode needs them"
+                    break
                 side = LlamaVSCodeSide(peer)
             print(f"typing at {len(places)} places of {path.name} through {side.name} ...", file=sys.stderr)
-            result = await play(side, text, places, args.keystrokes, args.gap, args.pause)
+            result = await play(side, text, places, args.keystrokes, args.gap, args.pause, args.accept_after)
             status = await side.close()
             report["sides"][side.name] = {**result.summary(), "model": status.get("model"),
                                           "engine": status.get("engine"), "precision": status.get("precision"),
@@ -376,6 +390,8 @@ async def typing(args: argparse.Namespace) -> int:
               f"{row['after_accept_median_ms'] or '-':>11}{row['superseded']:>12}{row['exact_lines']:>4}/{row['places']}")
         if row.get("model_choice"):
             print(f"  model choice: {row['model_choice']}")
+    if report.get("peer_skipped"):
+        print(f"llama.vscode + llama-server: not run ({report['peer_skipped']})")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
@@ -387,6 +403,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--keystrokes", type=int, default=4, help="characters typed at each place (default 4)")
     parser.add_argument("--gap", type=float, default=0.12, help="seconds between keystrokes (default 0.12)")
     parser.add_argument("--pause", type=float, default=1.0, help="seconds after arriving, before typing (default 1)")
+    parser.add_argument("--accept-after", type=float, default=0.5,
+                        help="seconds between a suggestion showing and the user accepting it (default 0.5)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--peer", default="xllamacpp",
                         help="the llama-server to compare with: a llama-server binary's path, 'xllamacpp' (the same "

@@ -134,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
             folders=folders, datasets=datasets, options=options, systems=systems,
             per_file=args.per_file, max_cases=args.cases or None, seed=args.seed, min_chars=args.min_chars,
             generation=Generation(args.max_new_tokens, args.max_prompt_tokens, multiline=False, device=args.device,
-                                  threads=args.threads, precision=ModelOptions.from_args(args).cpu_precision),
+                                  threads=args.threads, precision=ModelOptions.from_args(args).cpu_precision,
+                                  engine=args.engine, speculation=args.speculation),
             via_lsp=args.via_lsp, context=args.context, column_lines=args.column_lines,
         )
         if args.reuse_answers and args.via_lsp:

@@ -92,7 +92,8 @@ def describe(gate: GateVerdict) -> str:
 
 
 def run_gate(run_dir: Path, model: str, device: str, max_cases: int, max_prompt_tokens: int,
-             report=lambda _: None, progress=None, context: str = "none", cache=None) -> GateVerdict:
+             report=lambda _: None, progress=None, context: str = "none", cache=None,
+             engine: str = "auto") -> GateVerdict:
     """Evaluate base vs. the adapter in `run_dir` on the run's own held-out split, write the
     report into `run_dir/gate/`, record the verdict in its ghostframe.json, and return it.
 
@@ -108,7 +109,8 @@ def run_gate(run_dir: Path, model: str, device: str, max_cases: int, max_prompt_
     folders, datasets, options = run_sources(str(run_dir))
     cfg = EvalConfig(folders=folders, datasets=datasets, options=options,
                      systems=systems_for(model, [str(run_dir)]), max_cases=max_cases,
-                     generation=Generation(device=device, max_prompt_tokens=max_prompt_tokens), context=context)
+                     generation=Generation(device=device, max_prompt_tokens=max_prompt_tokens, engine=engine),
+                     context=context)
     results = evaluate(cfg, progress or no_progress, report, cache=cache)
     base, adapter = (s["predictions"] for s in results["systems"])
     gate = judge(base, adapter)
@@ -116,7 +118,10 @@ def run_gate(run_dir: Path, model: str, device: str, max_cases: int, max_prompt_
     paths = write_reports(results, run_dir / "gate")
     meta_path = run_dir / ADAPTER_METADATA
     meta = json.loads(meta_path.read_text())
-    meta["gate"] = {**gate.to_dict(), "report": str(paths["markdown"].relative_to(run_dir))}
+    # the verdict holds for the engine it was reached on (llama.cpp runs Q4 weights, torch dequantised ones)
+    engines = sorted({s.get("engine") or "torch" for s in results["systems"]})
+    meta["gate"] = {**gate.to_dict(), "engine": ", ".join(engines),
+                    "report": str(paths["markdown"].relative_to(run_dir))}
     tmp = meta_path.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2))
     tmp.replace(meta_path)

@@ -45,6 +45,7 @@ class Generation:
     threads: int | None = None  # CPU threads for torch in process (None: the loader's choice, all cores)
     precision: str = "auto"  # CPU weights, as the server's --precision (auto: the fastest measured here)
     engine: str = "auto"  # what runs the model, as the server's --engine (auto: the engine that serves here)
+    speculation: str = "auto"  # the llama.cpp engine's speculative decoding, as the server's --speculation
 
     def answer_settings(self) -> dict:
         """What, besides the model and the prompt, decides an answer (threads and device do not)."""
@@ -96,7 +97,7 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     model, adapter = system.load_arguments()
     # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
     loaded = load_model(model or None, adapter or None, gen.device, report, precision=gen.precision,
-                        force_adapter=True, engine=gen.engine)
+                        force_adapter=True, engine=gen.engine, speculation=gen.speculation)
     key = None if system.adapter else system_key(loaded, gen.answer_settings())
     earlier = cache.load(key) if key and cache is not None else {}
     new: dict[str, list] = {}
@@ -141,7 +142,7 @@ async def _predict_via_lsp(system: System, cases: list[Case], gen: Generation, p
 
     model, adapter = system.load_arguments()
     args = ModelOptions(model=model, adapter=adapter, device=gen.device, precision=gen.precision,
-                        engine=gen.engine).server_args()
+                        engine=gen.engine, speculation=gen.speculation).server_args()
     client = EditorClient(verbose=False)
     await client.start([*args, "--log-level", "WARNING"], gen.lsp_settings())
     try:

@@ -40,7 +40,7 @@ def gate_context(cfg: TrainConfig) -> str:
 
 
 def _generation(cfg: TrainConfig) -> Generation:
-    return Generation(device=cfg.device, max_prompt_tokens=gate_prompt_tokens(cfg))
+    return Generation(device=cfg.device, max_prompt_tokens=gate_prompt_tokens(cfg), engine=cfg.engine)
 
 
 def _prompt_chars(case: Case) -> int:
@@ -95,7 +95,8 @@ def finish_with_gate(cfg: TrainConfig, max_cases: int | None = None, report=lamb
     cases = max_cases or cfg.gate_cases
     try:
         return run_gate(run_dir, cfg.model or "", cfg.device, cases, gate_prompt_tokens(cfg), report,
-                        None if cfg.quiet else tqdm_progress, context=gate_context(cfg), cache=AnswerCache())
+                        None if cfg.quiet else tqdm_progress, context=gate_context(cfg), cache=AnswerCache(),
+                        engine=cfg.engine)
     except EvaluationError as exc:
         if not str(exc).startswith("No case to evaluate"):
             raise
