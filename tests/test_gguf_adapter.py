@@ -157,13 +157,16 @@ def test_without_metadata_or_a_base_the_export_says_what_it_needs(tmp_path, tiny
 # --------------------------------------------------------------------------- beside the adapter
 
 
-def test_the_gguf_beside_an_adapter_is_exported_when_missing_or_older_than_the_weights(tmp_path, tiny):
+def test_an_adapter_without_an_up_to_date_gguf_is_exported_into_the_cache_not_beside_it(tmp_path, tiny, monkeypatch):
     from safetensors.torch import load_file, save_file
 
+    monkeypatch.setenv("GHOSTFRAME_CACHE_DIR", str(tmp_path / "cache"))
     adapter = tmp_path / "adapter"
     make_lora(tiny["llama"], adapter)
+    listed = sorted(p.name for p in adapter.iterdir())
     path = gguf_lora_path(adapter)
-    assert path == adapter / "adapter.gguf" and path.is_file()
+    assert path.is_file() and (tmp_path / "cache") in path.parents
+    assert sorted(p.name for p in adapter.iterdir()) == listed  # the user's folder is left as it was
     written = path.stat().st_mtime_ns
     assert gguf_lora_path(adapter) == path and path.stat().st_mtime_ns == written  # up to date: kept
 
@@ -174,6 +177,10 @@ def test_the_gguf_beside_an_adapter_is_exported_when_missing_or_older_than_the_w
     before = read_gguf(path)[1]["blk.0.attn_v.weight.lora_b"].data.copy()
     after = read_gguf(gguf_lora_path(adapter))[1]["blk.0.attn_v.weight.lora_b"].data
     np.testing.assert_array_equal(after, 2 * before)
+
+    beside = export_gguf_lora(adapter)  # what ghostframe-train writes: used as it is once up to date
+    os.utime(beside, (later + 1, later + 1))  # written after the weights (whose time was set ahead above)
+    assert beside == adapter / "adapter.gguf" and gguf_lora_path(adapter) == beside.resolve()
 
 
 def test_a_failed_export_at_the_end_of_training_warns(tmp_path):

@@ -136,6 +136,9 @@ def end_with_gate(cfg: TrainConfig, report, run_started: float | None = None) ->
             meta["budget"]["total_seconds_actual"] = round(finished - run_started, 2)
         meta_path.write_text(json.dumps(meta, indent=2))
     report(describe(gate))
+    foreseen = json.loads(meta_path.read_text()).get("forecast") or {}
+    if foreseen.get("verdict") in ("likely", "unlikely"):  # training.forecast, said before training
+        report(f"before training the forecast said {foreseen['verdict']} to pass; the gate says {gate.verdict}")
     if budget and run_started is not None:
         from ghostframe.trainer.training.budget import format_duration
 
@@ -191,8 +194,12 @@ def main(argv: list[str] | None = None) -> int:
 
             return GateTiming(**measure_gate_cost(cfg))
 
+        # The context the gate's prompts will get, so that the run's forecast reads the curve measured with it.
+        from ghostframe.trainer.evaluation.train_gate import gate_context
+
         try:
-            final = train(cfg, measure_gate=measure_gate if cfg.gate else None, run_started=started)
+            final = train(cfg, measure_gate=measure_gate if cfg.gate else None, run_started=started,
+                          gate_context=gate_context(cfg) if cfg.gate else None)
         except Interrupted as exc:
             print(f"ghostframe-train: {exc}", file=sys.stderr)
             return 130

@@ -294,21 +294,27 @@ def check_gguf_lora_base(lora_gguf: Path, base_gguf: Path) -> None:
 
 
 def gguf_lora_path(adapter_dir: Path, base_gguf: Path | None = None) -> Path:
-    """The GGUF LoRA beside `adapter_dir`, exported first when it is missing or older than the
-    adapter's weights or config; with `base_gguf`, refused unless it was made for that base."""
+    """The GGUF LoRA of `adapter_dir`: the one beside it when it is at least as new as the adapter's
+    weights and config (ghostframe-train writes it there), else one exported into ghostframe's cache
+    (a server writes nothing but its cache: the adapter's folder is left as it is). With `base_gguf`,
+    refused unless it was made for that base."""
+    import hashlib
+
     from filelock import FileLock
 
-    adapter_dir = Path(adapter_dir).expanduser()
-    target = adapter_dir / GGUF_LORA_NAME
+    from ghostframe.server.inference.default_model import cache_dir
+
+    adapter_dir = Path(adapter_dir).expanduser().resolve()
     sources = [adapter_dir / ADAPTER_WEIGHTS, adapter_dir / ADAPTER_CONFIG]
     newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=0.0)
-    try:
+    target = adapter_dir / GGUF_LORA_NAME
+    if not target.is_file() or target.stat().st_mtime < newest:
+        key = hashlib.sha256(f"{adapter_dir}\0{newest}".encode()).hexdigest()[:20]
+        target = cache_dir() / "adapters" / f"{key}.gguf"
+        target.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(target) + ".lock"):
-            if not target.is_file() or target.stat().st_mtime < newest:
+            if not target.is_file():
                 return export_gguf_lora(adapter_dir, target, base_gguf)
-    except PermissionError as exc:
-        raise ModelLoadError(f"Adapter {adapter_dir} has no up-to-date {GGUF_LORA_NAME} and its folder cannot be "
-                             f"written ({exc}). Run ghostframe-train --export-gguf {adapter_dir} as its owner.") from exc
     if base_gguf is not None:
         check_gguf_lora_base(target, base_gguf)
     return target

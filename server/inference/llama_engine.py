@@ -23,6 +23,8 @@ import os
 import secrets
 import shutil
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 from collections import OrderedDict
@@ -42,6 +44,8 @@ BATCH_TOKENS = 256
 # Chunks at least this long that moved are shifted into place instead of recomputed
 # (llama.vscode's --cache-reuse 256).
 CACHE_REUSE_TOKENS = 256
+# The most new tokens a suggestion may have (the maxNewTokens setting's maximum): a slot keeps room for them.
+MAX_SUGGESTION_TOKENS = 512
 # Prefills at least this long tell the engine its prefill rate (shorter ones are mostly overhead).
 MEASURED_PREFILL_TOKENS = 32
 SPECULATIONS = ("none", "ngram", "draft")
@@ -59,12 +63,28 @@ def available() -> str | None:
 
 
 def physical_cores() -> int:
-    """Cores this process may run on (llama.cpp gains nothing from hyper-threads' second halves
-    for decoding, but most laptops expose no SMT to containers either way)."""
+    """Threads for llama.cpp: the physical cores this process may run on (a second hyper-thread on a
+    core only adds contention; llama.cpp's own default counts the same way), the performance cores
+    on Apple silicon."""
     try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:
+        allowed = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        if sys.platform == "darwin":
+            try:
+                found = subprocess.run(["sysctl", "-n", "hw.perflevel0.physicalcpu"], capture_output=True,
+                                       text=True, timeout=5).stdout.strip()
+                return max(1, int(found))
+            except (OSError, ValueError, subprocess.SubprocessError):
+                pass
         return max(1, os.cpu_count() or 1)
+    cores = set()
+    for cpu in allowed:
+        try:
+            siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list").read_text().strip()
+        except OSError:
+            siblings = str(cpu)
+        cores.add(siblings)
+    return max(1, len(cores))
 
 
 @dataclass(frozen=True)
@@ -272,6 +292,16 @@ class LlamaEngine(CompletionEngine):
 
     kind = "llama.cpp"
 
+    def prompt_ids(self, ctx, max_prompt_tokens: int) -> list[int]:
+        """build_prompt's ids, within what a slot holds besides the longest suggestion (the context was
+        sized at load from the settings then; a larger maxPromptTokens takes effect on reload)."""
+        room = self.runtime.config.slot_tokens - MAX_SUGGESTION_TOKENS
+        if max_prompt_tokens > room and not self._warned_room:
+            log.warning("prompts are cut to %d tokens: the llama.cpp context was sized for that (reload the model "
+                        "to use maxPromptTokens %d)", room, max_prompt_tokens)
+            self._warned_room = True
+        return super().prompt_ids(ctx, min(max_prompt_tokens, room))
+
     def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
                  max_cached_documents: int = MAX_CACHED_DOCUMENTS):
         super().__init__(loaded, options, max_cached_documents)
@@ -280,6 +310,7 @@ class LlamaEngine(CompletionEngine):
         self.slots = _Slots(documents)
         self._lock = threading.Lock()  # slot bookkeeping is touched from the worker only; forget may come from elsewhere
         self._prefill_rate: float | None = self.runtime.startup_prefill_rate  # seconds per prompt token
+        self._warned_room = False
 
     def _forget_cache(self, document: str) -> None:
         with self._lock:

@@ -44,9 +44,12 @@ def adapter_gguf(adapter: str, base: Path, fingerprint: str, model_name: str, fo
 
 
 def load_llama(model: str | None, adapter: str | None, report: Reporter = lambda _: None,
-               force_adapter: bool = False, speculation: str = "none", why: str = "") -> LoadedModel:
-    """A LoadedModel whose `model` is a running llama_engine.LlamaRuntime."""
-    from ghostframe.server.inference.llama_engine import LlamaError, LlamaRuntime, RuntimeConfig
+               force_adapter: bool = False, speculation: str = "none", why: str = "",
+               prompt_tokens: int = 1024) -> LoadedModel:
+    """A LoadedModel whose `model` is a running llama_engine.LlamaRuntime, each slot sized for
+    `prompt_tokens` plus the longest suggestion."""
+    from ghostframe.server.inference.llama_engine import (MAX_SUGGESTION_TOKENS, LlamaError, LlamaRuntime,
+                                                          RuntimeConfig)
 
     tier = None
     if not model or model == "auto":
@@ -70,7 +73,9 @@ def load_llama(model: str | None, adapter: str | None, report: Reporter = lambda
         draft = pinned_gguf_path(PINNED_MODELS[DRAFT_MODELS[model]], report)
     report(f"loading {name} in llama.cpp on cpu")
     try:
-        runtime = LlamaRuntime(RuntimeConfig(gguf, speculation=speculation, draft=draft, lora=lora))
+        slot_tokens = max(2048, -(-(prompt_tokens + MAX_SUGGESTION_TOKENS) // 256) * 256)
+        runtime = LlamaRuntime(RuntimeConfig(gguf, slot_tokens=slot_tokens, speculation=speculation, draft=draft,
+                                             lora=lora))
     except LlamaError as exc:
         raise ModelLoadError(str(exc)) from exc
     return LoadedModel(

@@ -351,6 +351,7 @@ def load_model(
     force_adapter: bool = False,
     engine: str = "torch",
     speculation: str = "none",
+    prompt_tokens: int = 1024,
 ) -> LoadedModel:
     """Load model (+ adapter) for inference on the chosen device and engine.
 
@@ -358,14 +359,15 @@ def load_model(
     in eval mode, and on a CPU it runs in `precision` (auto: the fastest on this CPU, see
     precision.py; `cpu_int8=False` is the older spelling of precision="float32"). `engine="auto"`
     picks llama.cpp where choose_engine says so (the server's default); there `model` auto is the
-    largest pinned model this machine runs at typing speed (tiers.py).
+    largest pinned model this machine runs at typing speed (tiers.py), and its context holds
+    `prompt_tokens` plus the longest suggestion.
     """
     device_name, dtype = pick_device(device)
     engine_name, why = choose_engine(engine, device_name, model, adapter)
     if engine_name == "llama.cpp":
         from ghostframe.server.inference.llama_loading import load_llama
 
-        return load_llama(model, adapter, report, force_adapter, speculation, why)
+        return load_llama(model, adapter, report, force_adapter, speculation, why, prompt_tokens)
     source, name = resolve_model_path(model, report, device_name)
     report(f"loading {name} on {device_name}")
     tokenizer, lm = load_tokenizer_and_model(source, dtype, name)

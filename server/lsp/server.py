@@ -249,7 +249,7 @@ class GhostframeServer(LanguageServer):
                 self.model_worker, lambda: load_model(
                     request.model or None, request.adapter or None, request.device, report,
                     precision=request.precision, force_adapter=request.force_adapter, engine=request.engine,
-                    speculation=request.speculation))
+                    speculation=request.speculation, prompt_tokens=self.settings.max_prompt_tokens))
         except ModelLoadError as exc:
             loaded, error, refused = None, str(exc), None
         except Exception as exc:  # never let a load take the server down

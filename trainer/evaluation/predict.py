@@ -97,7 +97,8 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     model, adapter = system.load_arguments()
     # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
     loaded = load_model(model or None, adapter or None, gen.device, report, precision=gen.precision,
-                        force_adapter=True, engine=gen.engine, speculation=gen.speculation)
+                        force_adapter=True, engine=gen.engine, speculation=gen.speculation,
+                        prompt_tokens=gen.max_prompt_tokens)
     key = None if system.adapter else system_key(loaded, gen.answer_settings())
     earlier = cache.load(key) if key and cache is not None else {}
     new: dict[str, list] = {}

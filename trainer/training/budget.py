@@ -1,9 +1,10 @@
-"""`--budget 20m`: how many optimizer steps fit a wall-clock budget, from measured timings.
+"""`--budget 20m`: how many optimizer steps fit a wall-clock budget, from measured timings, and
+what those steps buy (training tokens, epochs of the user's data: `RunSize`).
 
 Nothing is guessed: the run first takes a few real training steps (they count), times
 them, times the gate on one held-out case (see evaluation.gate_cost), and then gives
 training whatever the budget has left after the time already spent, the final
-validation and the gate.
+validation and the gate. Whether that is enough to pass the gate is training.forecast's.
 """
 
 from __future__ import annotations
@@ -33,6 +34,43 @@ def parse_duration(text: str) -> float:
 
 def format_duration(seconds: float) -> str:
     return f"{seconds / 60:.1f} min" if seconds >= 90 else f"{seconds:.0f} s"
+
+
+def budget_option(seconds: float) -> str:
+    """The `--budget` value that gives at least `seconds`, rounded up to what a person would type
+    (whole minutes, or tenths of an hour from 90 minutes on)."""
+    if seconds >= 90 * 60:
+        return f"{math.ceil(seconds / 360 - 1e-9) / 10:g}h"
+    return f"{max(1, math.ceil(seconds / 60 - 1e-9))}m"
+
+
+@dataclass(frozen=True)
+class RunSize:
+    """What a run's optimizer steps amount to in the user's own data: training tokens and epochs.
+
+    Epochs, not steps or tokens, are what carry over between machines, models and tokenizers:
+    the measured recipe curves (training.forecast) are read in them.
+    """
+
+    steps: int
+    tokens_per_step: int     # the packed block length x batch x grad-accum x devices
+    train_tokens: int        # tokens of the packed training split (its blocks x the block length)
+
+    @property
+    def tokens(self) -> int:
+        return self.steps * self.tokens_per_step
+
+    @property
+    def epochs(self) -> float:
+        return self.tokens / self.train_tokens if self.train_tokens else 0.0
+
+    def steps_for(self, epochs: float) -> int:
+        """The steps that reach `epochs` of this training data at this step size."""
+        return max(1, math.ceil(epochs * self.train_tokens / self.tokens_per_step - 1e-9))
+
+    def describe(self) -> str:
+        return (f"{self.steps} steps of {self.tokens_per_step:,} tokens = {self.tokens:,} training tokens, "
+                f"{self.epochs:.2f} epochs of the {self.train_tokens:,} train tokens")
 
 
 @dataclass(frozen=True)
@@ -68,9 +106,27 @@ class BudgetPlan:
     max_steps: int               # the run's step count, measured steps included
     expected_seconds: float      # spent + training + validations + gate, if the estimates hold
     gate_base_cached: int = 0    # held-out lines whose base answers earlier runs stored
+    # What the steps buy, and what a longer budget would cost (0: not known, as in plans made before these were kept).
+    tokens_per_step: int = 0     # the packed block length x batch x grad-accum x devices
+    train_tokens: int = 0        # tokens of the packed training split
+    eval_every: int = 0          # steps between validations
+    gate_all_seconds: float = 0.0  # the gate on every available held-out line (more than gate_seconds when cut)
 
     def to_dict(self) -> dict:
         return {k: round(v, 2) if isinstance(v, float) else v for k, v in asdict(self).items()}
+
+    @property
+    def size(self) -> RunSize:
+        return RunSize(self.max_steps, self.tokens_per_step, self.train_tokens)
+
+    def seconds_for(self, steps: int) -> float:
+        """The budget that would plan `steps` steps on this machine, from the same measurements:
+        the time spent before planning, the steps at the measured rate with their validations, the
+        final validation and the gate on all its lines (a longer budget keeps them all)."""
+        per_step = self.step_seconds + (self.eval_seconds / self.eval_every if self.eval_every else 0.0)
+        extra = max(0, steps - self.measured_steps)
+        return self.spent_seconds + extra * per_step + self.eval_seconds + max(self.gate_seconds,
+                                                                              self.gate_all_seconds)
 
     def describe(self) -> str:
         stored = f", {self.gate_base_cached} base answers stored by earlier runs" if self.gate_base_cached else ""
@@ -78,18 +134,23 @@ class BudgetPlan:
                 if self.gate_seconds else "no gate")
         over = "" if self.expected_seconds <= self.budget_seconds * SLACK else \
             " (over budget: the time already spent and the gate leave no room for more steps)"
+        size = self.size
+        bought = (f" ({size.tokens:,} tokens, {size.epochs:.2f} epochs of the {size.train_tokens:,} train tokens)"
+                  if size.train_tokens and size.tokens_per_step else "")
         return (f"budget {format_duration(self.budget_seconds)}: {format_duration(self.spent_seconds)} spent on "
                 f"data, model and measuring; {self.step_seconds:.2f} s per step (measured over "
-                f"{self.measured_steps} steps), so {self.max_steps} steps; {gate}; "
+                f"{self.measured_steps} steps), so {self.max_steps} steps{bought}; {gate}; "
                 f"expected total {format_duration(self.expected_seconds)}{over}")
 
 
 def plan_budget(budget_seconds: float, spent_seconds: float, measured_step_seconds: list[float],
-                eval_seconds: float, eval_every: int, gate: GateTiming | None) -> BudgetPlan:
+                eval_seconds: float, eval_every: int, gate: GateTiming | None,
+                tokens_per_step: int = 0, train_tokens: int = 0) -> BudgetPlan:
     """The step count that makes spent + training + validations + gate ≈ the budget.
 
     The gate keeps its cases unless it would take more than GATE_SHARE of what is left, then
     it evaluates fewer (never fewer than MIN_GATE_CASES, so it can still give a verdict).
+    `tokens_per_step` and `train_tokens` let the plan say what its steps buy (RunSize).
     """
     measured = len(measured_step_seconds)
     timed = measured_step_seconds[1:] or measured_step_seconds
@@ -108,7 +169,9 @@ def plan_budget(budget_seconds: float, spent_seconds: float, measured_step_secon
     max_steps = measured + extra
     expected = spent_seconds + extra * per_step + eval_seconds + gate_seconds
     return BudgetPlan(budget_seconds, spent_seconds, measured, step_seconds, eval_seconds, cases,
-                      gate_seconds, max_steps, expected, min(gate.base_cached_cases, cases) if gate else 0)
+                      gate_seconds, max_steps, expected, min(gate.base_cached_cases, cases) if gate else 0,
+                      tokens_per_step, train_tokens, eval_every,
+                      gate.seconds(gate.available_cases) if gate else 0.0)
 
 
 def past_deadline(plan: BudgetPlan, elapsed_seconds: float, recent_step_seconds: list[float],

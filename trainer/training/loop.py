@@ -40,7 +40,15 @@ from ghostframe.trainer.training.checkpoints import (
 )
 from ghostframe.trainer.config import TrainConfig
 from ghostframe.trainer.training.benchmark import decoder_layer_index
-from ghostframe.trainer.training.budget import MEASURED_STEPS, BudgetPlan, GateTiming, past_deadline, plan_budget
+from ghostframe.trainer.training.budget import (
+    MEASURED_STEPS,
+    BudgetPlan,
+    GateTiming,
+    RunSize,
+    past_deadline,
+    plan_budget,
+)
+from ghostframe.trainer.training.forecast import Forecast, base_parameters, forecast, recipe_of
 from ghostframe.trainer.data.corpus import CorpusError, build_corpus
 from ghostframe.trainer.training.loss import CausalLMLoss, keytoken_ids
 from ghostframe.trainer.training.metrics import MetricsLog, perplexity, plot_losses, read_metrics
@@ -237,13 +245,15 @@ class StopRequest:
 
 
 def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[], GateTiming] | None = None,
-          run_started: float | None = None) -> dict:
+          run_started: float | None = None, gate_context: str | None = None) -> dict:
     """Run (or resume) training and write the adapter; returns the final metrics (empty on
     every process but the main one).
 
     With cfg.budget, the step count is planned after MEASURED_STEPS timed steps, from the time
     spent since `run_started` (a perf_counter reading; default: now) and the gate's cost as
-    `measure_gate` measures it (None: no gate).
+    `measure_gate` measures it (None: no gate). Before training (with a budget, once planned) the
+    run says what its steps buy and forecasts the gate that follows it, whose prompts get
+    `gate_context` (None: no gate follows; see training.forecast).
     """
     run_started = time.perf_counter() if run_started is None else run_started
     from accelerate import Accelerator
@@ -294,9 +304,21 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
     if cfg.budget and not plan:
         max_steps = max(max_steps, MEASURED_STEPS)
     warmup = _warmup(cfg, max_steps)
+    # --- what the steps buy, and the gate's forecast (training.forecast) ---
+    train_tokens = len(train_blocks) * cfg.context_length
+    parameters = base_parameters(model)
+
+    def foresee(steps: int, budget_plan: BudgetPlan | None) -> Forecast:
+        return forecast(RunSize(steps, tokens_per_step, train_tokens), fingerprint, model_name, parameters,
+                        gate_context, recipe_of(cfg, world), device, budget_plan)
+
+    run_forecast = None if cfg.budget and not plan else foresee(max_steps, plan)
     say(f"{len(train_blocks)} train and {len(valid_blocks)} valid blocks of {cfg.context_length} tokens; "
-        + (f"steps to fit the budget are picked after {MEASURED_STEPS} timed steps" if cfg.budget and not plan else
-           f"{max_steps} steps of {tokens_per_step} tokens ({max_steps / steps_per_epoch:.2f} epochs)"))
+        + (f"steps to fit the budget are picked after {MEASURED_STEPS} timed steps" if run_forecast is None else
+           RunSize(max_steps, tokens_per_step, train_tokens).describe()))
+    if run_forecast is not None:
+        say(run_forecast.text)
+    # --- end of what the steps buy ---
 
     # 3. loss, optimiser, schedule, accelerator
     loss_module = CausalLMLoss(
@@ -411,14 +433,17 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
             if cfg.budget and plan is None and len(step_times) == MEASURED_STEPS:
                 # --budget: the steps just timed decide how many fit; the schedule is rebuilt for
                 # that many, continuing from this step.
-                plan = _plan(cfg, paths, accelerator, run_started, step_times, eval_seconds, measure_gate)
+                plan = _plan(cfg, paths, accelerator, run_started, step_times, eval_seconds, measure_gate,
+                             tokens_per_step, train_tokens)
                 planned_here = True
                 max_steps, warmup = plan.max_steps, _warmup(cfg, plan.max_steps)
                 scheduler = get_cosine_schedule_with_warmup(optimizer, warmup, max_steps, last_epoch=progress.step - 1)
                 bar.total = max_steps
                 bar.refresh()
+                run_forecast = foresee(max_steps, plan)
                 if main:
                     bar.write(f"ghostframe-train: {plan.describe()}", file=sys.stderr)
+                    bar.write(f"ghostframe-train: {run_forecast.text}", file=sys.stderr)
             if progress.step % cfg.log_every == 0 or progress.step == max_steps:
                 log_train_loss(max_steps)
             if validates_after(progress.step):
@@ -467,7 +492,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
                  fingerprint, data_report, final, {"max_steps": max_steps, "warmup_steps": warmup,
                                                    "learning_rate": learning_rate, "num_processes": world},
                  {**plan.to_dict(), **({"ended_early_at_step": ended_early} if ended_early is not None else {})}
-                 if plan else None)
+                 if plan else None, run_forecast.to_dict() if run_forecast else None)
     plot_losses(paths.metrics, paths.plot)
     if valid_loss is not None:
         say(f"valid perplexity {final['valid_perplexity_before']:.2f} -> {final['valid_perplexity_after']:.2f}")
@@ -481,12 +506,14 @@ def _warmup(cfg: TrainConfig, max_steps: int) -> int:
 
 
 def _plan(cfg: TrainConfig, paths: RunPaths, accelerator, run_started: float, step_times: list[float],
-          eval_seconds: float, measure_gate: Callable[[], GateTiming] | None) -> BudgetPlan:
+          eval_seconds: float, measure_gate: Callable[[], GateTiming] | None, tokens_per_step: int = 0,
+          train_tokens: int = 0) -> BudgetPlan:
     """--budget: the main process measures the gate and plans; every process gets its step count."""
     plan = None
     if accelerator.is_main_process:
         gate = measure_gate() if measure_gate else None
-        plan = plan_budget(cfg.budget, time.perf_counter() - run_started, step_times, eval_seconds, cfg.eval_every, gate)
+        plan = plan_budget(cfg.budget, time.perf_counter() - run_started, step_times, eval_seconds, cfg.eval_every, gate,
+                           tokens_per_step, train_tokens)
         paths.budget_plan.write_text(json.dumps(plan.to_dict()))  # a resumed run keeps this plan
     if accelerator.num_processes > 1:
         from accelerate.utils import broadcast_object_list
@@ -519,7 +546,8 @@ def _versions() -> dict:
 
 
 def write_output(paths: RunPaths, model, tokenizer, cfg: TrainConfig, model_name: str, model_source: str,
-                 fingerprint: str, data_report: dict, final: dict, resolved: dict, budget: dict | None) -> None:
+                 fingerprint: str, data_report: dict, final: dict, resolved: dict, budget: dict | None,
+                 forecast_record: dict | None = None) -> None:
     """The deliverable: adapter (or full model) as safetensors, tokenizer, and ghostframe.json."""
     model.save_pretrained(str(paths.output), safe_serialization=True)
     (paths.output / "README.md").unlink(missing_ok=True)  # peft's empty model card
@@ -532,6 +560,7 @@ def write_output(paths: RunPaths, model, tokenizer, cfg: TrainConfig, model_name
         "resolved": resolved,
         "metrics": final,
         **({"budget": budget} if budget else {}),
+        **({"forecast": forecast_record} if forecast_record else {}),  # what training.forecast said before training
         "versions": _versions(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
