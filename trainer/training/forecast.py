@@ -58,6 +58,7 @@ class Curve:
     data: str
     source: str           # the BENCHMARKS.md section with the command, the machine and the commit
     points: tuple[Point, ...]
+    gate_lines: int = 200  # held-out lines its gates evaluated
 
     @property
     def display_name(self) -> str:
@@ -126,6 +127,8 @@ def recipe_differences(measured: dict, run: dict) -> list[str]:
 
 @dataclass(frozen=True)
 class Forecast:
+    """What was said before training, kept so that the gate's verdict can be compared with it."""
+
     verdict: str                    # LIKELY | UNLIKELY | NO_CURVE | NO_GATE
     size: RunSize
     model: str                      # this run's model, as the trainer names it
@@ -165,6 +168,16 @@ def _gated(gate_context: str) -> str:
 
 def _buys(plan: BudgetPlan | None) -> str:
     return "this budget buys" if plan is not None else "this run trains"
+
+
+def _fewer_lines(curve: Curve, plan: BudgetPlan | None) -> str:
+    """A note when the budget cut the gate to fewer held-out lines than the curve's gates had: the
+    noise margin widens as 1/sqrt(lines), so the same gain may no longer pass."""
+    if plan is None or not 0 < plan.gate_cases < curve.gate_lines:
+        return ""
+    return (f"\n  note: the gate will evaluate {plan.gate_cases} held-out lines, the curve's {curve.gate_lines}: "
+            f"its noise margin is about {(curve.gate_lines / plan.gate_cases) ** 0.5:.1f}x wider, so the same gain "
+            "may read as no better")
 
 
 def _find_curve(curves: tuple[Curve, ...], fingerprint: str, gate_context: str) -> Curve | None:
@@ -246,7 +259,7 @@ def forecast(size: RunSize, fingerprint: str, model_name: str, parameters: int, 
         return _no_curve(size, fingerprint, model_name, parameters, gate_context, recipe, device, plan, curves)
     differences = tuple(recipe_differences(own.recipe, recipe))
     note = (f"\n  note: this run's recipe is not the curve's: {'; '.join(differences)}; the forecast is rougher"
-            if differences else "")
+            if differences else "") + _fewer_lines(own, plan)
     passing = own.passing()
     source = f"[{own.source}, {own.data}]"
     buys = _buys(plan)
@@ -293,6 +306,7 @@ def _no_curve(size: RunSize, fingerprint: str, model_name: str, parameters: int,
         instead, lines = ways_out(size, point, fingerprint, parameters, gate_context, device, plan, curves, None)
         text += f" To give it {point.epochs:.2f} epochs, or to train a model with a curve:" + "".join(
             f"\n  - {line}" for line in lines)
+    text += _fewer_lines(scale, plan)
     return Forecast(NO_CURVE, size, model_name, gate_context, text, None, point, scale.model, instead,
                     tuple(recipe_differences(scale.recipe, recipe)))
 
