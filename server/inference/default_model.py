@@ -236,6 +236,7 @@ def converted_gguf_dir(gguf_file: Path, report: Reporter = lambda _: None) -> Pa
     key = f"{gguf_file.stem}-{stat.st_size}-{int(stat.st_mtime)}"
     target = cache_dir() / "converted" / key
     if (target / "config.json").is_file():
+        _match_llama_cpp_once(target, gguf_file)
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(target) + ".lock"):
@@ -258,4 +259,27 @@ def converted_gguf_dir(gguf_file: Path, report: Reporter = lambda _: None) -> Pa
             tokenizer.save_pretrained(tmp)
             os.replace(tmp, target)
             os.makedirs(tmp)  # TemporaryDirectory cleans up a path that exists
+    _match_llama_cpp_once(target, gguf_file)
     return target
+
+
+TOKENIZER_MATCHED = "ghostframe-tokenizer-matched"
+
+
+def _match_llama_cpp_once(folder: Path, gguf_file: Path) -> None:
+    """Give a converted folder's tokenizer llama.cpp's splitting (gguf_files.match_llama_cpp), once;
+    folders converted before this was done get it on their next load."""
+    from transformers import AutoTokenizer
+
+    from ghostframe.server.inference.gguf_files import gguf_pre_tokenizer, match_llama_cpp
+
+    marker = folder / TOKENIZER_MATCHED
+    if marker.is_file():
+        return
+    with FileLock(str(folder) + ".lock"):
+        if marker.is_file():
+            return
+        tokenizer = AutoTokenizer.from_pretrained(folder)
+        match_llama_cpp(tokenizer, gguf_pre_tokenizer(gguf_file))
+        tokenizer.save_pretrained(folder)
+        marker.write_text("tokenizer.ggml.pre applied\n")

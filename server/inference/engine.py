@@ -37,7 +37,7 @@ MAX_CACHED_DOCUMENTS = 4
 # A request whose prompt the document's cache mostly lacks (the user just moved to another place
 # of a large file) gets the end of the window it can prefill in this long, so a suggestion shows
 # now; the whole window is warmed in the background for the requests after the next pause.
-COLD_BUDGET_SECONDS = 0.4
+COLD_BUDGET_SECONDS = 0.5
 MIN_COLD_WINDOW = 64
 SHORT_WINDOW_DOCUMENT = "\0short-window"  # the cache key of those shorter prompts (never a URI)
 

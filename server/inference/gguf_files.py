@@ -22,6 +22,29 @@ from ghostframe.server.inference.default_model import ModelLoadError, cache_dir
 
 Reporter = Callable[[str], None]
 INFO_FILE = "ghostframe-gguf.json"
+# llama.cpp's pre-tokenizers that split digits one by one before GPT-2's pattern, as the models' own
+# tokenizers do (SmolLM2's is Digits + ByteLevel); transformers' GGUF converter leaves the digits
+# out, and "\n\n1." then becomes two newline tokens where the model was trained on one.
+DIGIT_SPLITTING_PRE_TOKENIZERS = {"smollm", "codeshell", "exaone", "minerva", "mellum2"}
+
+
+def match_llama_cpp(tokenizer: Any, gguf_pre: str | None) -> None:
+    """Make a tokenizer transformers built from a GGUF file split text as llama.cpp (and the model's
+    own tokenizer) does, for the GGUF's `tokenizer.ggml.pre`."""
+    if gguf_pre in DIGIT_SPLITTING_PRE_TOKENIZERS:
+        from tokenizers import pre_tokenizers
+
+        tokenizer.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+            pre_tokenizers.Digits(individual_digits=True),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
+
+
+def gguf_pre_tokenizer(gguf_file: Path) -> str | None:
+    """The GGUF's `tokenizer.ggml.pre` (None when it has none)."""
+    import gguf
+
+    field = gguf.GGUFReader(gguf_file).fields.get(gguf.Keys.Tokenizer.PRE)
+    return None if field is None else str(field.contents())
 
 
 @dataclass(frozen=True)
@@ -34,7 +57,7 @@ class GGUFFacts:
 
 def _folder(gguf_file: Path) -> Path:
     stat = gguf_file.stat()
-    return cache_dir() / "gguf" / f"{gguf_file.stem}-{stat.st_size}-{int(stat.st_mtime)}"
+    return cache_dir() / "gguf" / f"{gguf_file.stem}-{stat.st_size}-{int(stat.st_mtime)}-2"
 
 
 def _weights_type(reader: Any) -> str:
@@ -62,6 +85,8 @@ def _derive(gguf_file: Path, target: Path, report: Reporter) -> None:
         reader = gguf.GGUFReader(gguf_file)
     except Exception as exc:  # corrupt, truncated or not a GGUF file
         raise ModelLoadError(f"Could not read GGUF model {gguf_file}: {type(exc).__name__}: {exc}") from exc
+    pre = reader.fields.get(gguf.Keys.Tokenizer.PRE)
+    match_llama_cpp(tokenizer, None if pre is None else str(pre.contents()))
     eos = reader.fields.get(gguf.Keys.Tokenizer.EOS_ID)
     facts = GGUFFacts(architecture=str(reader.fields[gguf.Keys.General.ARCHITECTURE].contents()),
                       weights=_weights_type(reader), fingerprint=read_base_gguf(gguf_file).fingerprint or "",

@@ -125,8 +125,8 @@ class LlamaRuntime:
         p.cache_idle_slots = False
         p.endpoint_metrics = p.endpoint_props = False  # /slots stays: forget erases a slot through it
         p.slot_save_path = self._folder  # slot actions need one; nothing is saved there
-        self._socket = os.path.join(self._folder, "llama.sock")
-        p.hostnames = [self._socket]
+        unix_socket = os.path.join(self._folder, "llama.sock")
+        p.hostnames = [unix_socket] if hasattr(socket, "AF_UNIX") else ["127.0.0.1"]  # Windows: the key guards it
         p.api_keys = [self._api_key]
         p.verbosity = 3 if log.isEnabledFor(logging.DEBUG) else 1
         if config.lora:
@@ -147,6 +147,7 @@ class LlamaRuntime:
         except RuntimeError as exc:
             shutil.rmtree(self._folder, ignore_errors=True)
             raise LlamaError(f"llama.cpp could not load {config.gguf.name}: {exc}") from exc
+        self._address = self._server.listening_address  # unix:///…/llama.sock or http://127.0.0.1:PORT
         # The engine's loop starts after the constructor returns; a stop sent before it runs is
         # lost and closing would wait forever. One request through the loop makes sure it runs,
         # and tells what a prefill costs here before the first real one.
@@ -191,21 +192,22 @@ class LlamaRuntime:
             raise LlamaError(errors[0])
         return timings
 
-    def prefill(self, ids: list[int], slot: int) -> dict:
-        """Evaluate `ids` into `slot`'s cache and generate nothing (llama-server's n_predict 0)."""
-        result = self._server.handle_completions({"prompt": ids, "max_tokens": 0, "id_slot": slot,
-                                                  "cache_prompt": True, "n_cache_reuse": CACHE_REUSE_TOKENS})
+    def _timings(self, request: dict) -> dict:
+        """llama-server's timings of a request answered at once (its error raised as LlamaError)."""
+        result = self._server.handle_completions(request)
         if "choices" not in result:
             raise LlamaError(str(result.get("error") or result.get("message") or result))
         return result.get("timings") or {}
 
+    def prefill(self, ids: list[int], slot: int) -> dict:
+        """Evaluate `ids` into `slot`'s cache and generate nothing (llama-server's n_predict 0)."""
+        return self._timings({"prompt": ids, "max_tokens": 0, "id_slot": slot, "cache_prompt": True,
+                              "n_cache_reuse": CACHE_REUSE_TOKENS})
+
     def timed(self, ids: list[int], new_tokens: int) -> dict:
         """A cold prefill of `ids` and exactly `new_tokens` greedy tokens; llama-server's timings of it."""
-        result = self._server.handle_completions({"prompt": ids, "max_tokens": new_tokens, "temperature": 0.0,
-                                                  "ignore_eos": True, "cache_prompt": False, "id_slot": 0})
-        if "timings" not in result:
-            raise LlamaError(str(result.get("error") or result.get("message") or result))
-        return result["timings"]
+        return self._timings({"prompt": ids, "max_tokens": new_tokens, "temperature": 0.0, "ignore_eos": True,
+                              "cache_prompt": False, "id_slot": 0})
 
     def erase(self, slot: int) -> None:
         """Drop what `slot`'s KV cache holds (a closed document's text)."""
@@ -217,7 +219,11 @@ class LlamaRuntime:
         return json.loads(self._http("POST", "/tokenize", body))["tokens"]
 
     def _http(self, method: str, path: str, body: str) -> str:
-        connection = _UnixConnection(self._socket)
+        if self._address.startswith("unix://"):
+            connection: http.client.HTTPConnection = _UnixConnection(self._address.removeprefix("unix://"))
+        else:
+            host, _, port = self._address.removeprefix("http://").rpartition(":")
+            connection = http.client.HTTPConnection(host, int(port), timeout=60)
         try:
             connection.request(method, path, body=body.encode(), headers={
                 "Authorization": f"Bearer {self._api_key}", "Content-Type": "application/json"})
