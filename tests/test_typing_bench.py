@@ -48,3 +48,18 @@ def test_both_sides_play_the_same_session_and_report_it(tmp_path):
         assert side["after_accept_median_ms"] is not None and 0 <= side["exact_lines"] <= side["places"] == 2
     assert report["sides"]["ghostframe"]["engine"] == "llama.cpp"
     assert "llama.vscode + llama-server" in done.stdout and report["cpu"] in done.stdout
+
+
+def test_decode_bench_times_each_engine_and_llama_server_on_one_prompt(tmp_path):
+    from conftest import TINY_GGUF
+
+    report_path = tmp_path / "decode.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "ghostframe.server.tools.terminal_cli", "bench", "decode", str(LARGE_FILE),
+         "--model", str(TINY_GGUF), "--prompt-tokens", "64", "--new-tokens", "8", "--repeats", "1",
+         "--json", str(report_path)], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = json.loads(report_path.read_text())["rows"]
+    assert [r["engine"].split(" (")[0] for r in rows] == ["torch", "llama.cpp engine", "llama-server"]
+    assert all(r["prefill_ms_per_token"] > 0 and r["decode_ms_per_token"] > 0 for r in rows)
+    assert "decode ms/token" in done.stdout

@@ -19,7 +19,9 @@ Reporter = Callable[[str], None]
 # Speculative decoding with a draft model needs the same vocabulary: Qwen2.5-Coder's 0.5B drafts
 # for its 1.5B (llama-server's own FIM presets pair them so).
 DRAFT_MODELS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}
-# What `--speculation auto` means per model: what `ghostframe bench typing` measured faster.
+# What `--speculation auto` means per model: what `ghostframe bench typing` measured faster. On the
+# 2-core CPU neither paid (BENCHMARKS.md, "Speculative decoding"): n-gram drafts were 1.1-1.3x slower
+# for the 0.5B and 1.5B, the 0.5B drafting for the 1.5B 5.6x slower (it prefills every prompt too).
 SPECULATION_BY_MODEL: dict[str, str] = {}
 
 

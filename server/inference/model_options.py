@@ -35,7 +35,8 @@ class ModelOptions:
                 "elsewhere (GPUs, Hugging Face folders)", "choices": ENGINES})
     speculation: str = field(default="auto", metadata={
         "help": "speculative decoding on the llama.cpp engine: ngram drafts from the text, draft has "
-                "Qwen2.5-Coder-0.5B draft for the 1.5B; auto: what measured faster", "choices": SPECULATIONS})
+                "Qwen2.5-Coder-0.5B draft for the 1.5B; auto: what measured faster (none on CPUs)",
+        "choices": SPECULATIONS})
     force_adapter: bool = field(default=False, metadata={
         "help": "load the adapter even if its training run's evaluation gate did not approve it"})
 

@@ -37,11 +37,14 @@ CANDIDATES = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 TRY_LARGER_UP_TO = 3.0
 # What a keystroke costs in a warm document: the tokens it adds to the prompt (the typed ones; the
 # suffix of a FIM prompt stays cached, see prompt.py) and the tokens of a typical suggestion; the
-# slow tail (p95) is a region change, whose new snippets and moved window are recomputed.
+# slow tail (p95) is a request after a move or a region change (its prefill capped by the engine's
+# cold budget) with a long suggestion. Calibrated with `ghostframe bench typing` on a 2-core CPU
+# (BENCHMARKS.md, "Which model each machine serves"): the estimates fall within 0.8-1.3x of the
+# measured p50 and p95 of the three pinned models.
 KEYSTROKE_PREFILL_TOKENS = 8
-SUGGESTION_TOKENS = 12
+SUGGESTION_TOKENS = 16
 SLOW_PREFILL_TOKENS = 256
-SLOW_SUGGESTION_TOKENS = 16
+SLOW_SUGGESTION_TOKENS = 20
 TIMED_PREFILL_TOKENS = 256
 TIMED_DECODE_TOKENS = 16
 

@@ -95,6 +95,10 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     add_typing_arguments(typ)
     add_model_arguments(typ)
+    dec = bsub.add_parser("decode", help="prefill and decode speed of one model on each engine and on llama-server")
+    from ghostframe.server.tools.decode_bench import add_arguments as add_decode_arguments
+
+    add_decode_arguments(dec)
     soak = bsub.add_parser("soak", help="a long editing session over many files and a notebook: requests, errors, "
                            "latency per window and the server's memory at the start and end")
     from ghostframe.server.tools.soak import add_arguments as add_soak_arguments
@@ -121,6 +125,10 @@ def main(argv=None) -> None:
         from ghostframe.server.tools.soak import soak
 
         raise SystemExit(asyncio.run(soak(args)))
+    if args.bench == "decode":
+        from ghostframe.server.tools.decode_bench import decode
+
+        raise SystemExit(decode(args))
     if args.bench == "typing":
         from ghostframe.server.tools.typing_bench import typing
 
