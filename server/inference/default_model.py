@@ -127,9 +127,9 @@ PINNED_MODELS: dict[str, PinnedModel] = {
         size_mb=1117,
     ),
 }
-# The model `auto` (an empty --model) picks per device, chosen by measurement (README, "Models"):
-# on a CPU the best model that keeps a typing session under ~300 ms per keystroke, on a GPU
-# the best model the evaluation found.
+# The model `auto` (an empty --model) picks per device where nothing is measured: on a GPU the best
+# model the evaluation found; on a CPU `auto` is measured per machine (model_loading.auto_model,
+# tiers.py), and this is only the fallback where llama.cpp cannot run to measure it.
 DEFAULT_BY_DEVICE = {"cpu": "smollm2-135m", "cuda": "qwen2.5-coder-1.5b"}
 DEFAULT_MODEL = DEFAULT_BY_DEVICE["cpu"]
 

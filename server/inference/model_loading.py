@@ -80,12 +80,12 @@ def pick_device(requested: str = "auto") -> tuple[str, Any]:
 def resolve_model_path(model: str | None, report: Reporter = lambda _: None, device: str = "cpu") -> tuple[str, str]:
     """Turn a --model value into (what from_pretrained takes, a display name).
 
-    Empty or "auto" means the default for `device` (default_model.DEFAULT_BY_DEVICE); a pinned model's name (`ghostframe-server --model
+    Empty or "auto" means the model for this machine (`auto_model`); a pinned model's name (`ghostframe-server --model
     smollm2-135m`) is fetched and verified like the default; a `.gguf` file is converted once
     into the cache; a folder is used as it is; anything else is taken for a hub id.
     """
     if not model or model == "auto" or model in PINNED_MODELS:
-        pinned = PINNED_MODELS[model] if model in PINNED_MODELS else default_model_for(device)
+        pinned = PINNED_MODELS[model] if model in PINNED_MODELS else auto_model(device, report)
         return str(converted_gguf_dir(pinned_gguf_path(pinned, report), report)), pinned.display_name
     path = Path(model).expanduser()
     if path.suffix == ".gguf":
@@ -101,6 +101,19 @@ def resolve_model_path(model: str | None, report: Reporter = lambda _: None, dev
         raise ModelLoadError(f"Model path {model} does not exist.")
     check_hub_reachable(model)
     return model, model  # a hub id such as HuggingFaceTB/SmolLM2-135M
+
+
+def auto_model(device: str, report: Reporter = lambda _: None):
+    """The pinned model `auto` means on `device`: on a CPU the largest one this machine runs at typing
+    speed (tiers.py, measured once), so a model trained or evaluated by default is the one that serves;
+    on a GPU, or where llama.cpp cannot run to measure, the per-device default."""
+    from ghostframe.server.inference import llama_engine
+
+    if device == "cpu" and llama_engine.available() is None:
+        from ghostframe.server.inference.tiers import choose_tier
+
+        return PINNED_MODELS[choose_tier(report).model]
+    return default_model_for(device)
 
 
 def check_hub_reachable(model_id: str, endpoint: str | None = None, timeout: float = 3.0) -> None:

@@ -299,6 +299,8 @@ async def latency(args: argparse.Namespace) -> int:
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
     report = {
         "device": status.get("device"), "precision": status.get("precision"), "model": status.get("model"),
+        "engine": status.get("engine"), "engine_reason": status.get("engineReason"),
+        "model_choice": status.get("modelChoice"),
         "adapter": status.get("adapter"), "precision_choice": status.get("precisionChoice") or choice,
         "environment": {**environment(), "load_average": load},
         "keystrokes": len(typed), "max_new_tokens": args.max_new_tokens, "mean_prompt_tokens": prompt_tokens,
@@ -311,8 +313,11 @@ async def latency(args: argparse.Namespace) -> int:
     hardware = env["cuda"] if report["device"] == "cuda" else cpu_description()
     print(f"\nghostframe bench latency — {report['model']} on {report['device']} ({hardware}), "
           f"{env['torch_threads']} threads" + (f", load average {load[0]:.1f}" if load else ""))
-    print(f"served in {report['precision_choice']}; {len(typed)} keystrokes, ~{prompt_tokens} prompt tokens, "
-          f"max {args.max_new_tokens} new tokens, typing starts {args.pause_after_open:g} s after the file is opened")
+    print(f"served by {status.get('engine')} ({status.get('engineReason')}) in {report['precision_choice']}; "
+          f"{len(typed)} keystrokes, ~{prompt_tokens} prompt tokens, max {args.max_new_tokens} new tokens, "
+          f"typing starts {args.pause_after_open:g} s after the file is opened")
+    if status.get("modelChoice"):
+        print(f"model choice: {status['modelChoice']}")
     print(f"{'path':<52}{'p50 ms':>9}{'p95 ms':>9}{'TTFT p50':>10}{'tokens':>8}")
     table = [("ghostframe server, over LSP (end to end)", ours), ("plain model.generate", plain)]
     table += [(row_label(name), rows[name]) for name in rows
