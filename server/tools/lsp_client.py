@@ -33,7 +33,7 @@ class EditorClient(LanguageClient):
             value = params.value or {}
             text = value.get("title") or value.get("message")
             if self.verbose and text:
-                print(f"[ghostframe] {text}", file=sys.stderr)
+                print(f"[ghostframe] {text.removeprefix('ghostframe: ')}", file=sys.stderr)
 
         @self.feature(types.WINDOW_SHOW_MESSAGE)
         def _show(params):
