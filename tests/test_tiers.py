@@ -27,7 +27,7 @@ def rates(table: dict[str, Rates]):
 def test_the_estimate_follows_the_rates_and_the_targets():
     assert FAST.fits() and not SLOW.fits()
     p50, p95 = Rates(3.3, 13.5).typing_ms()
-    assert p50 == pytest.approx(3.3 * 8 + 13.5 * 16) and p95 > p50
+    assert p50 == pytest.approx(3.3 * tiers.KEYSTROKE_PREFILL_TOKENS + 13.5 * tiers.SUGGESTION_TOKENS) and p95 > p50
 
 
 def test_the_largest_model_that_fits_is_chosen_trying_each_only_after_the_one_below_fits():
@@ -50,7 +50,7 @@ def test_a_slow_machine_gets_the_smallest_and_downloads_nothing_larger():
 
 def test_a_larger_model_far_over_the_target_is_not_fetched_to_time_it():
     """The model below fits, but scaled by file size the next is far over: it is not downloaded."""
-    barely = Rates(prefill_ms_per_token=2.0, decode_ms_per_token=15.0)  # p50 ~256 ms: fits, little room
+    barely = Rates(prefill_ms_per_token=1.5, decode_ms_per_token=12.0)  # p50 ~288 ms: fits, little room
     measure, timed = rates({"smollm2-135m": barely})
     model, _, why = pick(measure)
     assert model == "smollm2-135m" and timed == ["smollm2-135m"] and "slower" in why

@@ -35,13 +35,13 @@ CANDIDATES = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
 # A larger model costs more than its size ratio suggests only rarely; one whose estimate, scaled
 # from the model below it by file size, is more than this many times over the target is not tried.
 TRY_LARGER_UP_TO = 3.0
-# What a keystroke costs in a warm document: the tokens it adds to the prompt (the typed ones; the
-# suffix of a FIM prompt stays cached, see prompt.py) and the tokens of a typical suggestion; the
-# slow tail (p95) is a request after a move or a region change (its prefill capped by the engine's
-# cold budget) with a long suggestion. Calibrated with `ghostframe bench typing` on a 2-core CPU
-# (BENCHMARKS.md, "Which model each machine serves"): the estimates fall within 0.8-1.3x of the
-# measured p50 and p95 of the three pinned models.
-KEYSTROKE_PREFILL_TOKENS = 8
+# What a keystroke costs. The typical answered keystroke (p50) comes soon after arriving at a place
+# (a move, a new line), when the pause has not yet warmed all of its window: its request prefills
+# some 64 tokens, not just the typed ones, then decodes a typical suggestion; the slow tail (p95)
+# is a request whose prefill is capped by the engine's cold budget, with a long suggestion.
+# Calibrated with `ghostframe bench typing` (BENCHMARKS.md, "Which model each machine serves"): the
+# estimates fall within 0.8-1.35x of the measured p50 and p95 of the three pinned models on a 2-core CPU.
+KEYSTROKE_PREFILL_TOKENS = 64
 SUGGESTION_TOKENS = 16
 SLOW_PREFILL_TOKENS = 256
 SLOW_SUGGESTION_TOKENS = 20
