@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.trainer.evaluation.cli import main
+from ghostframe.trainer.evaluation.cli import base_model_of, build_parser, main
 from ghostframe.trainer.data.split import VALID, split_of
 
 MEMORISED = '''import pandas as pd
@@ -175,3 +175,19 @@ def test_reuse_answers_gives_the_base_its_stored_answers_and_the_adapter_new_one
     assert [p["prediction"] for p in base["predictions"]] == [p["prediction"] for p in results["systems"][0]["predictions"]]
     assert main([*args, "--via-lsp", "--output", str(tmp_path / "x")]) == 1
     assert "--reuse-answers works in process only" in capsys.readouterr().err
+
+
+def test_an_adapter_is_scored_on_the_pinned_model_it_was_trained_on(tmp_path):
+    """`ghostframe-eval --adapter RUN` on a machine whose `auto` is another model: the run's base is used."""
+    run = tmp_path / "run"
+
+    def parsed(*words):
+        return build_parser().parse_args([*words, "--output", str(tmp_path / "out")])
+
+    run.mkdir()
+    (run / "ghostframe.json").write_text(json.dumps({"base_model": {"name": "Qwen2.5-Coder-0.5B-Instruct"}}))
+    assert base_model_of(parsed("--adapter", str(run))) == "qwen2.5-coder-0.5b"
+    assert base_model_of(parsed("--adapter", str(run), "--model", "smollm2-135m")) == "smollm2-135m"
+    (run / "ghostframe.json").write_text(json.dumps({"base_model": {"name": "my-own-model"}}))
+    assert base_model_of(parsed("--adapter", str(run))) == ""  # not pinned: auto, then the fingerprint check
+    assert base_model_of(parsed()) == ""

@@ -107,6 +107,19 @@ def corpus_setup(args: argparse.Namespace):
     return folders, datasets, options
 
 
+def base_model_of(args: argparse.Namespace) -> str:
+    """--model, else the pinned model the first adapter was trained on, so that `--adapter RUN` alone
+    scores the adapter on its own base (not on the model `auto` picks here, which may be another),
+    else "" (auto)."""
+    from ghostframe.server.inference.default_model import PINNED_MODELS
+    from ghostframe.server.inference.model_loading import read_adapter_metadata
+
+    if args.model or not args.adapter:
+        return args.model
+    trained_on = read_adapter_metadata(Path(args.adapter[0]).expanduser()).get("base_model", {}).get("name")
+    return next((name for name, pinned in PINNED_MODELS.items() if pinned.display_name == trained_on), "")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ghostframe.server.inference.model_loading import ModelLoadError
@@ -127,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.merge:
             return finish(merge_results([read_results(f) for f in args.merge]), args, say)
         folders, datasets, options = corpus_setup(args)
-        systems = systems_for(args.model, args.adapter, include_base=not args.no_base)
+        systems = systems_for(base_model_of(args), args.adapter, include_base=not args.no_base)
         if not systems:
             raise EvaluationError("--no-base needs at least one --adapter")
         cfg = EvalConfig(
