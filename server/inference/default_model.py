@@ -139,6 +139,12 @@ def default_model_for(device: str) -> PinnedModel:
     return PINNED_MODELS[DEFAULT_BY_DEVICE.get(device, DEFAULT_MODEL)]
 
 
+def pinned_named(name: str) -> PinnedModel | None:
+    """The pinned model a name means: what users type (`--model NAME`) or its display name, which
+    adapters and reports record."""
+    return next((pinned for pinned in PINNED_MODELS.values() if name in (pinned.name, pinned.display_name)), None)
+
+
 def cache_dir() -> Path:
     """Where ghostframe keeps models it fetched or converted (GHOSTFRAME_CACHE_DIR overrides)."""
     path = Path(os.environ.get("GHOSTFRAME_CACHE_DIR") or user_cache_dir("ghostframe"))

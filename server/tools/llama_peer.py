@@ -39,11 +39,10 @@ def free_port() -> int:
 
 def gguf_for(model: str) -> tuple[Path, str]:
     """The GGUF file for a pinned model's name or display name, or a .gguf path."""
-    from ghostframe.server.inference.default_model import PINNED_MODELS, pinned_gguf_path
+    from ghostframe.server.inference.default_model import pinned_gguf_path, pinned_named
 
-    for pinned in PINNED_MODELS.values():
-        if model in (pinned.name, pinned.display_name):
-            return pinned_gguf_path(pinned), pinned.display_name
+    if (pinned := pinned_named(model)) is not None:
+        return pinned_gguf_path(pinned), pinned.display_name
     path = Path(model).expanduser()
     if path.suffix == ".gguf" and path.is_file():
         return path, path.stem

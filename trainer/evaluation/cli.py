@@ -111,13 +111,14 @@ def base_model_of(args: argparse.Namespace) -> str:
     """--model, else the pinned model the first adapter was trained on, so that `--adapter RUN` alone
     scores the adapter on its own base (not on the model `auto` picks here, which may be another),
     else "" (auto)."""
-    from ghostframe.server.inference.default_model import PINNED_MODELS
+    from ghostframe.server.inference.default_model import pinned_named
     from ghostframe.server.inference.model_loading import read_adapter_metadata
 
     if args.model or not args.adapter:
         return args.model
     trained_on = read_adapter_metadata(Path(args.adapter[0]).expanduser()).get("base_model", {}).get("name")
-    return next((name for name, pinned in PINNED_MODELS.items() if pinned.display_name == trained_on), "")
+    pinned = pinned_named(trained_on) if trained_on else None
+    return pinned.name if pinned else ""
 
 
 def main(argv: list[str] | None = None) -> int:
