@@ -119,7 +119,8 @@ def test_likely_when_the_planned_epochs_reach_the_passing_point():
     said = smollm2_forecast(plan.size, plan)
     assert said.verdict == LIKELY and said.reference == PASSING
     assert said.text.startswith("forecast: LIKELY to pass the gate")
-    assert "+4.5 exact-match points (95 % +1.5 … +8.0) at 0.40 epochs" in said.text
+    assert ("+4.5 exact-match points (95 % +1.5 … +8.0; 200 held-out lines, gate on torch) at 0.40 epochs"
+            in said.text)
     assert f"this budget buys {plan.size.epochs:.2f} epochs" in said.text
     assert SMOLLM2.source in said.text and "Instead" not in said.text
 
@@ -143,14 +144,36 @@ def test_unlikely_names_a_longer_budget_a_smaller_model_and_a_gpu():
     assert said.instead["steps"] == steps and said.instead["budget"] == budget_option(plan.seconds_for(steps))
     assert f"--budget {said.instead['budget']} (about {steps} steps at the measured 100.00 s per step" in said.text
     assert said.instead["smaller_model"] == "smollm2-135m" and "--model smollm2-135m" in said.text
-    ratio = SMOLLM2.parameters / big.parameters
+    # Its steps cost what the measured CPU training rates say, not what the parameter counts would.
+    rates = forecasting.CPU_TOKENS_PER_SECOND
+    ratio = rates["qwen2.5-coder-1.5b"] / rates["smollm2-135m"]
     assert said.instead["smaller_model_train_seconds"] == pytest.approx(
         plan.size.steps_for(PASSING.epochs) * 100.0 * ratio, abs=0.1)
+    assert f"cost about 1/{1 / ratio:.1f} of this model's (by their measured training rates on a CPU" in said.text
     assert "a CUDA GPU" in said.text and said.instead["gpu_tokens_per_second"] is None  # none measured for it
     # The same run on a GPU is not told to get one.
     on_gpu = forecast(plan.size, big.fingerprint, "Qwen2.5-Coder-1.5B-Instruct", big.parameters, "all", CPU_RECIPE,
                       "cuda", plan, (big, SMOLLM2))
     assert "CUDA GPU" not in on_gpu.text and "gpu_tokens_per_second" not in on_gpu.instead
+
+
+def test_a_model_without_a_measured_training_rate_scales_by_parameter_count():
+    """A local model (not pinned) has no measured rate: its smaller model's step cost is by parameters, said so."""
+    plan = plan_budget(1800, 300, [120.0, 100.0, 100.0, 100.0], 600, 100, GateTiming(200, 20, 60, 14),
+                       tokens_per_step=1024, train_tokens=239 * 1024)
+    said = forecast(plan.size, BIG.fingerprint, "my-local-model", BIG.parameters, "all", CPU_RECIPE, "cpu", plan,
+                    (BIG, SMOLLM2))
+    ratio = SMOLLM2.parameters / BIG.parameters
+    assert said.instead["smaller_model_train_seconds"] == pytest.approx(
+        plan.size.steps_for(PASSING.epochs) * 100.0 * ratio, abs=0.1)
+    assert "by parameter count; no training rate was measured for this model" in said.text
+
+
+def test_every_pinned_model_has_a_measured_cpu_training_rate_in_benchmarks():
+    section = benchmarks_section(forecasting.CPU_SOURCE.split("#")[1])
+    assert set(forecasting.CPU_TOKENS_PER_SECOND) == set(PINNED_MODELS)
+    for name, rate in forecasting.CPU_TOKENS_PER_SECOND.items():
+        assert f"| {PINNED_MODELS[name].display_name.removesuffix('-Instruct')} | {rate:g} |" in section, name
 
 
 def test_unlikely_without_a_budget_counts_more_steps_and_the_measured_gpu_rate():
@@ -172,8 +195,9 @@ def test_a_model_without_a_curve_gets_no_verdict_only_the_measured_one_for_scale
     assert said.verdict == NO_CURVE and said.curve is None
     assert said.text.startswith(f"forecast: none; no curve was measured for {qwen.display_name}, so none is guessed")
     assert "LIKELY" not in said.text
-    assert "SmolLM2-135M-Instruct's measured recipe passed at 0.40 epochs" in said.text
-    assert "--model smollm2-135m" in said.text  # the smaller model that has a curve
+    # For scale, the passing curve of the model nearest in size, which is also the smaller model offered.
+    assert "Qwen2.5-Coder-0.5B-Instruct's measured recipe passed at 0.14 epochs" in said.text
+    assert "--model qwen2.5-coder-0.5b" in said.text
     enough = forecast(RunSize(200, 1024, 239 * 1024), "4dad3c321d70e731", qwen.display_name, 1_543_714_304, "all",
                       CPU_RECIPE)
     assert enough.verdict == NO_CURVE and enough.instead == {} and "To give it" not in enough.text
@@ -203,6 +227,20 @@ def test_a_gate_cut_to_fewer_lines_than_the_curves_is_said():
         in smollm2_forecast(cut.size, cut).text
 
 
+def test_the_noise_note_compares_with_the_lines_of_the_point_judged_against():
+    """The 0.5B passed on a gate of 63 lines: a run whose gate has 63 is not told its margin is wider."""
+    qwen = next(c for c in MEASURED if c.model == "qwen2.5-coder-0.5b" and c.gate_context == "all")
+    point = qwen.passing()
+    plan = plan_budget(1800, 300, [25.0, 21.0, 21.0, 21.0], 60, 100, GateTiming(200, 20, 10, 5.5),
+                       tokens_per_step=1024, train_tokens=230 * 1024)
+    assert plan.size.epochs >= REACHED * point.epochs
+    for lines, noted in ((point.lines, False), (point.lines // 2, True)):
+        said = forecast(plan.size, qwen.fingerprint, qwen.display_name, qwen.parameters, "all", CPU_RECIPE, "cpu",
+                        replace(plan, gate_cases=lines))
+        assert said.verdict == LIKELY and said.reference == point
+        assert ("noise margin" in said.text) == noted
+
+
 def test_a_different_recipe_and_epochs_beyond_the_measured_are_said():
     gpu_recipe = {**CPU_RECIPE, "batch_size": 8, "learning_rate": 1e-3}
     said = smollm2_forecast(RunSize(277, 8192, TRAIN_TOKENS), recipe=gpu_recipe, device="cuda")
@@ -219,7 +257,7 @@ def test_the_record_has_the_numbers_and_the_verdict():
     assert record["tokens"] == plan.max_steps * 1024 and record["train_tokens"] == TRAIN_TOKENS
     assert record["epochs"] == round(plan.max_steps * 1024 / TRAIN_TOKENS, 3)
     assert record["reference"] == {"model": "smollm2-135m", "epochs": 0.40, "steps": 112, "gain": 4.5, "low": 1.5,
-                                   "high": 8.0, "passed": True}
+                                   "high": 8.0, "passed": True, "lines": 200, "engine": "torch"}
     assert record["instead"]["budget"] and record["curve"]["source"] == SMOLLM2.source
 
 

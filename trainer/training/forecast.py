@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-from ghostframe.server.inference.default_model import PINNED_MODELS
+from ghostframe.server.inference.default_model import PINNED_MODELS, pinned_named
 from ghostframe.trainer.config import TrainConfig
 from ghostframe.trainer.training.budget import BudgetPlan, RunSize, budget_option, format_duration
 
@@ -36,7 +36,8 @@ BEYOND = 2.0
 class Point:
     """One gate measured after a recipe's run (or one of its checkpoints): the epochs of training
     data it had seen, the exact-match gain over the base model in points with its 95 % interval,
-    and whether the gate passed it ("use it": both exact match and edit similarity above zero)."""
+    whether the gate passed it ("use it": both exact match and edit similarity above zero), and how
+    many held-out lines it evaluated on which engine (its answers, and so its noise, depend on both)."""
 
     epochs: float
     steps: int
@@ -44,6 +45,8 @@ class Point:
     low: float
     high: float
     passed: bool
+    lines: int = 200       # held-out lines the gate evaluated
+    engine: str = "torch"  # the engine the gate ran on (torch | llama)
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,6 @@ class Curve:
     data: str
     source: str           # the BENCHMARKS.md section with the command, the machine and the commit
     points: tuple[Point, ...]
-    gate_lines: int = 200  # held-out lines its gates evaluated
 
     @property
     def display_name(self) -> str:
@@ -77,32 +79,50 @@ CPU_RECIPE = {"context_length": 1024, "batch_size": 1, "grad_accum": 1, "devices
               "full": False, "lora_r": 16, "lora_alpha": 32, "lora_layers": 0, "lora_targets": "all-linear",
               "keytoken_weight": 0.0}
 # imbalanced-learn 0.14.2's sdist: 124 train files, packed into 277 blocks of 1,024 SmolLM2 tokens (283,648
-# tokens); the gate's 200 held-out lines come from its 12 valid files.
+# tokens; 266 blocks since the hygiene filters of commit 1f3a0e2) or 230 blocks of Qwen2.5 tokens; the
+# gate's 200 held-out lines come from its 12 valid files.
 IMBALANCED_LEARN = "imbalanced-learn, 283,648 train tokens"
+IMBALANCED_LEARN_QWEN = "imbalanced-learn, 235,520 train tokens"
 
 # The measured recipe curves: the one place their numbers live. Source: BENCHMARKS.md, section
 # "Training" (each curve's `source` names its subsection, where the command, the machine and the
-# commit are). Epochs are steps x 1,024 tokens over the 277 train blocks ghostframe-train packs
-# imbalanced-learn into with SmolLM2's tokenizer (the data pipeline has packed it so since commit
-# fd7010a), except where BENCHMARKS.md states the epochs itself.
+# commit are). Epochs are steps x 1,024 tokens over the train blocks ghostframe-train packs
+# imbalanced-learn into with the model's tokenizer, except where BENCHMARKS.md states the epochs itself.
 MEASURED: tuple[Curve, ...] = (
-    # `ghostframe-train $IMBALANCED_LEARN --output OUT --budget 30m`, the gate with the server's context:
-    # 112 steps (0.40 epochs), exact match +4.5 (+1.5 ... +8.0), edit similarity +3.0 (+0.1 ... +6.0): USE IT.
+    # `ghostframe-train $IMBALANCED_LEARN --output OUT --budget 30m`, the gate with the server's context.
+    # On an AVX2 CPU (gate on torch): 112 steps (0.40 epochs), exact match +4.5 (+1.5 ... +8.0), edit
+    # similarity +3.0 (+0.1 ... +6.0): USE IT. On an AVX-512 CPU (gate on llama.cpp, dearer, so fewer steps
+    # and 144 lines): 84 steps (0.32 epochs), +3.5 (-0.7 ... +7.6): no better.
     Curve("smollm2-135m", "9a7a053d6e06e033", 134_515_008, "all", CPU_RECIPE, IMBALANCED_LEARN,
           "BENCHMARKS.md#the-default---budget-30m-run",
-          (Point(0.40, 112, 4.5, 1.5, 8.0, passed=True),)),
+          (Point(0.32, 84, 3.5, -0.7, 7.6, passed=False, lines=144, engine="llama"),
+           Point(0.40, 112, 4.5, 1.5, 8.0, passed=True))),
     # The "all, 1,024" recipe (--max-steps 150, so its step 100 is a checkpoint mid-schedule), gated
     # without context (--gate-context none); BENCHMARKS.md gives 0.56 epochs at 150 steps. No better at both.
     Curve("smollm2-135m", "9a7a053d6e06e033", 134_515_008, "none", CPU_RECIPE, IMBALANCED_LEARN,
           "BENCHMARKS.md#what-training-buys-on-a-cpu",
           (Point(0.37, 100, 3.0, -1.0, 7.0, passed=False), Point(0.56, 150, 3.0, -1.0, 7.0, passed=False))),
+    # `... --model qwen2.5-coder-0.5b --budget 30m` on the AVX-512 CPU, gate on llama.cpp: 32 steps (0.14
+    # epochs), +9.5 (+1.6 ... +19.1) on 63 lines, edit similarity +10.2: USE IT.
+    Curve("qwen2.5-coder-0.5b", "5e7889268a67d7fd", 630_167_424, "all", CPU_RECIPE, IMBALANCED_LEARN_QWEN,
+          "BENCHMARKS.md#the-default---budget-30m-run",
+          (Point(0.14, 32, 9.5, 1.6, 19.1, passed=True, lines=63, engine="llama"),)),
 )
+
+# LoRA training tokens per second on one CPU, by pinned model (`ghostframe-train --benchmark --model M
+# --benchmark-steps 4 --context-length 1024 --batch-size 1`, 2-core AVX-512 CPU): what one model's step
+# costs against another's. Their ratio, not the parameter count, scales a step time measured here to
+# another model (by parameters SmolLM2 would be 3.7x faster than the 0.5B; measured, 2.8x).
+CPU_TOKENS_PER_SECOND = {"smollm2-135m": 127.0, "qwen2.5-coder-0.5b": 44.8, "qwen2.5-coder-1.5b": 18.5}
+CPU_SOURCE = "BENCHMARKS.md#training-throughput-per-model-on-a-cpu"
 
 # Training tokens per second on a GPU, by pinned model: `ghostframe-train --benchmark
 # --benchmark-random-shape smollm2-135m --batch-size 16 --context-length 1024` on an H100 (random
 # weights of the model's shape, bf16, no --compile; BENCHMARKS.md#throughput-on-an-h100).
 GPU_TOKENS_PER_SECOND = {"smollm2-135m": 85_276}
 GPU_SOURCE = "BENCHMARKS.md#throughput-on-an-h100"
+
+ENGINE_NAMES = {"torch": "torch", "llama": "llama.cpp"}
 
 RECIPE_OPTIONS = {"context_length": "--context-length", "batch_size": "--batch-size", "grad_accum": "--grad-accum",
                   "devices": "processes", "learning_rate": "--lr", "full": "--full", "lora_r": "--lora-r",
@@ -159,7 +179,8 @@ def _points(value: float) -> str:
 
 
 def _gain(point: Point) -> str:
-    return f"{_points(point.gain)} exact-match points (95 % {_points(point.low)} … {_points(point.high)})"
+    return (f"{_points(point.gain)} exact-match points (95 % {_points(point.low)} … {_points(point.high)}; "
+            f"{point.lines} held-out lines, gate on {ENGINE_NAMES.get(point.engine, point.engine)})")
 
 
 def _gated(gate_context: str) -> str:
@@ -170,13 +191,13 @@ def _buys(plan: BudgetPlan | None) -> str:
     return "this budget buys" if plan is not None else "this run trains"
 
 
-def _fewer_lines(curve: Curve, plan: BudgetPlan | None) -> str:
-    """A note when the budget cut the gate to fewer held-out lines than the curve's gates had: the
-    noise margin widens as 1/sqrt(lines), so the same gain may no longer pass."""
-    if plan is None or not 0 < plan.gate_cases < curve.gate_lines:
+def _fewer_lines(point: Point, plan: BudgetPlan | None) -> str:
+    """A note when the budget cut the gate to fewer held-out lines than the gate that measured `point`:
+    the noise margin widens as 1/sqrt(lines), so the same gain may no longer pass."""
+    if plan is None or not 0 < plan.gate_cases < point.lines:
         return ""
-    return (f"\n  note: the gate will evaluate {plan.gate_cases} held-out lines, the curve's {curve.gate_lines}: "
-            f"its noise margin is about {(curve.gate_lines / plan.gate_cases) ** 0.5:.1f}x wider, so the same gain "
+    return (f"\n  note: the gate will evaluate {plan.gate_cases} held-out lines, the curve's {point.lines}: "
+            f"its noise margin is about {(point.lines / plan.gate_cases) ** 0.5:.1f}x wider, so the same gain "
             "may read as no better")
 
 
@@ -197,8 +218,21 @@ def _for_scale(curves: tuple[Curve, ...], parameters: int, gate_context: str) ->
     return min(passing, key=lambda c: abs(c.parameters - parameters), default=None)
 
 
-def ways_out(size: RunSize, target: Point, model_fingerprint: str, parameters: int, gate_context: str,
-             device: str, plan: BudgetPlan | None, curves: tuple[Curve, ...], gpu_rate: int | None) -> tuple[dict, list[str]]:
+def step_cost_ratio(smaller: Curve, model_name: str, parameters: int) -> tuple[float, str]:
+    """What one of `smaller`'s training steps costs against one of this model's, and how that was
+    found: from the measured CPU training rates when both are pinned models with one, otherwise
+    by parameter count (which flatters small models: their steps are not that much cheaper)."""
+    this = pinned_named(model_name)
+    rate = CPU_TOKENS_PER_SECOND.get(this.name) if this else None
+    small_rate = CPU_TOKENS_PER_SECOND.get(smaller.model)
+    if rate and small_rate:
+        return rate / small_rate, f"by their measured training rates on a CPU, {CPU_SOURCE}"
+    return smaller.parameters / parameters, "by parameter count; no training rate was measured for this model"
+
+
+def ways_out(size: RunSize, target: Point, model_fingerprint: str, model_name: str, parameters: int,
+             gate_context: str, device: str, plan: BudgetPlan | None, curves: tuple[Curve, ...],
+             gpu_rate: int | None) -> tuple[dict, list[str]]:
     """What would reach `target`'s epochs instead: more steps (a longer --budget, from the measured
     step time, or --max-steps), a smaller served model whose curve passed, a GPU. Returns what is
     recorded and the lines that say it."""
@@ -221,10 +255,10 @@ def ways_out(size: RunSize, target: Point, model_fingerprint: str, parameters: i
         say = (f"a smaller served model: {smaller.display_name} (--model {smaller.model}, and the same model in "
                f"the server): its recipe passed at {point.epochs:.2f} epochs, gaining {_gain(point)}")
         if plan is not None and plan.step_seconds > 0 and parameters:
-            ratio = smaller.parameters / parameters
+            ratio, measured = step_cost_ratio(smaller, model_name, parameters)
             train_seconds = small_steps * plan.step_seconds * ratio
             instead["smaller_model_train_seconds"] = round(train_seconds, 1)
-            say += (f"; its steps cost about 1/{1 / ratio:.0f} of this model's (by parameter count), so "
+            say += (f"; its steps cost about 1/{1 / ratio:.1f} of this model's ({measured}), so "
                     f"about {format_duration(train_seconds)} of training here")
         lines.append(say)
     elif parameters:
@@ -259,8 +293,9 @@ def forecast(size: RunSize, fingerprint: str, model_name: str, parameters: int, 
         return _no_curve(size, fingerprint, model_name, parameters, gate_context, recipe, device, plan, curves)
     differences = tuple(recipe_differences(own.recipe, recipe))
     note = (f"\n  note: this run's recipe is not the curve's: {'; '.join(differences)}; the forecast is rougher"
-            if differences else "") + _fewer_lines(own, plan)
+            if differences else "")
     passing = own.passing()
+    note += _fewer_lines(passing or max(own.points, key=lambda p: p.lines), plan)
     source = f"[{own.source}, {own.data}]"
     buys = _buys(plan)
     if passing is not None and size.epochs >= REACHED * passing.epochs:
@@ -280,8 +315,8 @@ def forecast(size: RunSize, fingerprint: str, model_name: str, parameters: int, 
                 f"{own.most_epochs():.2f} epochs measured {source}; whether more epochs pass was not measured; "
                 f"{buys} {size.epochs:.2f} epochs.{elsewhere}{note}")
         return Forecast(UNLIKELY, size, model_name, gate_context, text, own, best, own.model, {}, differences)
-    instead, lines = ways_out(size, passing, fingerprint, parameters or own.parameters, gate_context, device, plan,
-                              curves, gpu_rate)
+    instead, lines = ways_out(size, passing, fingerprint, model_name, parameters or own.parameters, gate_context,
+                              device, plan, curves, gpu_rate)
     text = (f"forecast: UNLIKELY to pass the gate. {buys.capitalize()} {size.epochs:.2f} epochs; {own.display_name}'s "
             f"measured recipe first passed at {passing.epochs:.2f} epochs, gaining {_gain(passing)} {source}. "
             "Instead:" + "".join(f"\n  - {line}" for line in lines) + note)
@@ -303,10 +338,11 @@ def _no_curve(size: RunSize, fingerprint: str, model_name: str, parameters: int,
             f"[{scale.source}, {scale.data}]; {_buys(plan)} {size.epochs:.2f} epochs.")
     instead = {}
     if size.epochs < REACHED * point.epochs:
-        instead, lines = ways_out(size, point, fingerprint, parameters, gate_context, device, plan, curves, None)
+        instead, lines = ways_out(size, point, fingerprint, model_name, parameters, gate_context, device, plan,
+                                  curves, None)
         text += f" To give it {point.epochs:.2f} epochs, or to train a model with a curve:" + "".join(
             f"\n  - {line}" for line in lines)
-    text += _fewer_lines(scale, plan)
+    text += _fewer_lines(point, plan)
     return Forecast(NO_CURVE, size, model_name, gate_context, text, None, point, scale.model, instead,
                     tuple(recipe_differences(scale.recipe, recipe)))
 
