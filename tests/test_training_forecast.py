@@ -35,6 +35,7 @@ from ghostframe.trainer.training.forecast import (
     Point,
     forecast,
 )
+from ghostframe.trainer.training.metrics import read_metrics
 from test_readme import github_anchor
 from trainer_fixtures import module_model_and_repo, train_args
 
@@ -348,6 +349,11 @@ def test_the_text_before_training_has_the_numbers_and_ghostframe_json_keeps_them
     assert f"--max-steps {needed} (3.00 epochs)" in printed and record["instead"]["max_steps"] == needed
     assert "the curve: 1024" in printed  # the tiny run's 64-token blocks are not the curve's recipe
     assert printed.index("forecast: UNLIKELY") < printed.index("adapter written to")
+    # metrics.jsonl has it before the first step, for an editor that follows the run (the VS Code command)
+    history = read_metrics(tmp_path / "out" / "metrics.jsonl")
+    said = [r for r in history if r["split"] == "forecast"]
+    assert [(r["step"], r["verdict"], r["text"]) for r in said] == [(0, UNLIKELY, record["text"])]
+    assert history.index(said[0]) < next(i for i, r in enumerate(history) if r["split"] == "train")
 
 
 def test_a_budget_run_plans_then_says_what_its_steps_buy(tmp_path, tiny, repo, capsys):
@@ -360,6 +366,8 @@ def test_a_budget_run_plans_then_says_what_its_steps_buy(tmp_path, tiny, repo, c
     assert record["verdict"] == NO_CURVE and "no curve was measured for tiny" in printed
     assert f"this budget buys {record['epochs']:.2f} epochs" in printed
     assert printed.index("forecast: none") > printed.index(f"so {plan['max_steps']} steps")
+    said = [r for r in read_metrics(tmp_path / "out" / "metrics.jsonl") if r["split"] == "forecast"]
+    assert [(r["step"], r["verdict"], r["steps"]) for r in said] == [(MEASURED_STEPS, NO_CURVE, plan["max_steps"])]
 
 
 def test_the_base_model_is_counted_without_loras_weights(tiny):

@@ -1,7 +1,8 @@
 /**
  * `ghostframe.trainOnWorkspace`: runs the trainer on the workspace folders with
  * the server's Python, shows steps, loss and time left (read from the run's
- * metrics.jsonl) in a cancellable progress notification, then opens the run's
+ * metrics.jsonl) in a cancellable progress notification, warns when the run's
+ * forecast says it is unlikely to pass (with what would), then opens the run's
  * report and offers the adapter only when the evaluation says it beat the
  * base model on held-out files.
  */
@@ -11,7 +12,7 @@ import * as path from 'path';
 import * as vscode from 'vscode';
 import { validated } from './settings';
 import { adapterFolderName, trainerArgs } from './trainArgs';
-import { fallbackReport, Outcome, outcomeOf, parseMetrics, progressMessage, progressOf } from './trainReport';
+import { fallbackReport, forecastOf, forecastWarning, Outcome, outcomeOf, parseMetrics, progressMessage, progressOf } from './trainReport';
 
 export interface TrainDeps {
   context: vscode.ExtensionContext;
@@ -80,13 +81,23 @@ export async function trainOnWorkspace(deps: TrainDeps): Promise<void> {
         child.stderr.on('data', toLog);
         let firstStepAt: number | undefined;
         let lastPercent = 0;
+        let warned = false;
         const poll = setInterval(() => {
           const records = parseMetrics(fs.existsSync(path.join(output, 'metrics.jsonl')) ? fs.readFileSync(path.join(output, 'metrics.jsonl'), 'utf8') : '');
           if (firstStepAt === undefined && records.some((r) => r.split === 'train')) firstStepAt = Date.now();
           const p = progressOf(records, firstStepAt === undefined ? undefined : (Date.now() - firstStepAt) / 1000, configuredSteps(output));
           const increment = p.percent !== undefined ? Math.max(0, p.percent - lastPercent) : undefined;
           if (p.percent !== undefined) lastPercent = p.percent;
-          progress.report({ message: progressMessage(p), increment });
+          const forecast = forecastOf(records);
+          progress.report({ message: progressMessage(p, forecast), increment });
+          const warning = forecast && forecastWarning(forecast);
+          if (warning && !warned) {
+            // Said once, while there is still time to stop: the trainer saves a checkpoint on Ctrl-C.
+            warned = true;
+            void vscode.window.showWarningMessage(`ghostframe: ${warning}`, 'Stop Training', 'Keep Training').then((choice) => {
+              if (choice === 'Stop Training' && child.exitCode === null) child.kill('SIGINT');
+            });
+          }
         }, 1000);
         // Ctrl-C for the trainer: it saves a checkpoint and exits 130.
         const cancel = token.onCancellationRequested(() => child.kill('SIGINT'));

@@ -1,7 +1,9 @@
 /**
  * Reading a training run as it goes and when it ends, from files the trainer
  * writes into its output folder (never from its console text):
- *   metrics.jsonl   one JSON object a line: {step, split: "train"|"valid", loss, ...}
+ *   metrics.jsonl   one JSON object a line: {step, split: "train"|"valid", loss, ...}, and
+ *                   {step, split: "forecast", verdict, epochs, text} once the run knows
+ *                   what its steps buy and whether the evaluation is likely to pass
  *   ghostframe.json the run's metadata; `gate` holds the evaluation's verdict
  *                   ("use it" | "no better" | "worse") once the trainer writes one
  *   report.md       the evaluation report (before/after table, loss plot), when written
@@ -63,18 +65,44 @@ export function progressOf(records: MetricsRecord[], elapsedSinceFirstStepS: num
   return p;
 }
 
+export interface RunForecast {
+  /** "likely" | "unlikely" (to pass the evaluation) | "no curve" | "no gate". */
+  verdict: string;
+  epochs?: number;
+  /** The trainer's whole forecast: what the budget buys, the measured curve it read, what would pass instead. */
+  text: string;
+}
+
+/** The run's latest forecast (the trainer writes one before training, or once a --budget run has planned). */
+export function forecastOf(records: MetricsRecord[]): RunForecast | undefined {
+  const r = [...records].reverse().find((x) => x.split === 'forecast' && typeof x.verdict === 'string' && typeof x.text === 'string');
+  if (!r) return undefined;
+  return { verdict: r.verdict as string, epochs: typeof r.epochs === 'number' ? r.epochs : undefined, text: r.text as string };
+}
+
+/**
+ * What the user is told when the forecast says the run is unlikely to pass: the trainer's
+ * own words, one line each ("forecast: " dropped), so the ways out (a longer budget, a
+ * smaller model, a GPU) are read before the minutes are spent. Undefined otherwise.
+ */
+export function forecastWarning(f: RunForecast): string | undefined {
+  if (f.verdict !== 'unlikely') return undefined;
+  return f.text.replace(/^forecast:\s*/, '').split('\n').map((l) => l.trim().replace(/^- /, '')).filter(Boolean).join(' · ');
+}
+
 export function formatDuration(seconds: number): string {
   if (seconds < 60) return `${Math.max(1, Math.round(seconds))} s`;
   if (seconds < 3600) return `${Math.round(seconds / 60)} min`;
   return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
 }
 
-/** `step 12/40 · loss 2.314 · about 3 min left` */
-export function progressMessage(p: TrainProgress): string {
+/** `step 12/40 · loss 2.314 · about 3 min left · likely to pass` */
+export function progressMessage(p: TrainProgress, forecast?: RunForecast): string {
   if (p.step === 0) return p.validLoss !== undefined ? `measuring the base model (valid loss ${p.validLoss.toFixed(3)})` : 'preparing the data and the model';
   const parts = [p.totalSteps ? `step ${p.step}/${p.totalSteps}` : `step ${p.step}`];
   if (p.trainLoss !== undefined) parts.push(`loss ${p.trainLoss.toFixed(3)}`);
   if (p.secondsLeft !== undefined) parts.push(`about ${formatDuration(p.secondsLeft)} left`);
+  if (forecast?.verdict === 'likely' || forecast?.verdict === 'unlikely') parts.push(`${forecast.verdict} to pass`);
   return parts.join(' · ');
 }
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { adapterFolderName, trainerArgs } from '../src/trainArgs';
-import { fallbackReport, formatDuration, outcomeOf, parseMetrics, progressMessage, progressOf } from '../src/trainReport';
+import { fallbackReport, forecastOf, forecastWarning, formatDuration, outcomeOf, parseMetrics, progressMessage, progressOf } from '../src/trainReport';
 
 test('adapter folder names are unique per run and filesystem-safe', () => {
   const name = adapterFolderName('My Project (pandas)', new Date(2026, 10, 24, 9, 5, 7));
@@ -80,4 +80,24 @@ test('the fallback report has the verdict, the before/after table and the plot',
   assert.match(md, /\| held-out loss \| 3\.200 \| 3\.500 \|/);
   assert.match(md, /!\[loss\]\(loss\.png\)/);
   assert.doesNotMatch(fallbackReport(meta, outcomeOf(meta), false), /loss\.png/);
+});
+
+// The record ghostframe-train's MetricsLog.event writes when a --budget run has planned (trainer/training/loop.py).
+const FORECAST = JSON.stringify({
+  step: 4, split: 'forecast', verdict: 'unlikely', epochs: 0.32, steps: 84,
+  text: 'forecast: UNLIKELY to pass the gate. This budget buys 0.32 epochs; its recipe first passed at 0.40 epochs. Instead:\n  - a longer budget: --budget 39m\n  - a CUDA GPU',
+});
+
+test('forecast: the latest one is read from the metrics, and only an unlikely one is a warning', () => {
+  const records = parseMetrics([METRICS.split('\n').slice(0, 3).join('\n'), FORECAST].join('\n'));
+  assert.equal(progressOf(records, 30, 40).step, 20); // the forecast record is not a step
+  const f = forecastOf(records);
+  assert.deepEqual(f && [f.verdict, f.epochs], ['unlikely', 0.32]);
+  assert.equal(forecastWarning(f!), 'UNLIKELY to pass the gate. This budget buys 0.32 epochs; its recipe first passed at 0.40 epochs. Instead: · a longer budget: --budget 39m · a CUDA GPU');
+  assert.match(progressMessage(progressOf(records, 30, 40), f), / · unlikely to pass$/);
+  const likely = { verdict: 'likely', text: 'forecast: LIKELY to pass the gate.' };
+  assert.equal(forecastWarning(likely), undefined);
+  assert.equal(forecastWarning({ verdict: 'no curve', text: 'forecast: none; no curve was measured' }), undefined);
+  assert.doesNotMatch(progressMessage(progressOf(records, 30, 40), { verdict: 'no curve', text: '' }), /pass/);
+  assert.equal(forecastOf(parseMetrics(METRICS)), undefined);
 });

@@ -356,6 +356,13 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
                 )
     metrics = MetricsLog(paths.metrics, paths.tensorboard, progress.step, enabled=main)
 
+    def record_forecast(said: Forecast) -> None:
+        metrics.event(progress.step, "forecast", verdict=said.verdict, epochs=round(said.size.epochs, 3),
+                      steps=said.size.steps, text=said.text)
+
+    if run_forecast is not None and progress.step == 0:
+        record_forecast(run_forecast)
+
     # 5. the loop
     loss_module.train()
     eval_started = time.perf_counter()
@@ -441,6 +448,7 @@ def train(cfg: TrainConfig, report: Reporter = _stderr, measure_gate: Callable[[
                 bar.total = max_steps
                 bar.refresh()
                 run_forecast = foresee(max_steps, plan)
+                record_forecast(run_forecast)
                 if main:
                     bar.write(f"ghostframe-train: {plan.describe()}", file=sys.stderr)
                     bar.write(f"ghostframe-train: {run_forecast.text}", file=sys.stderr)

@@ -1,6 +1,8 @@
 """Where the numbers go: a JSON-lines file, TensorBoard events, and a loss plot at the end.
 
-`metrics.jsonl` has one object per line: {"step", "split": "train"|"valid", "loss", ...}.
+`metrics.jsonl` has one object per line: {"step", "split": "train"|"valid", "loss", ...}, and one
+{"step", "split": "forecast", "verdict", "epochs", "text"} when the run says what its steps buy
+(training.forecast), so that an editor following the file can tell the user before training ends.
 On resume, lines after the checkpoint's step (written before the kill) are dropped so
 the file reads like one uninterrupted run; TensorBoard gets the same via purge_step.
 """
@@ -45,6 +47,13 @@ class MetricsLog:
         if self._writer is not None:
             for key, value in values.items():
                 self._writer.add_scalar(f"{split}/{key}", value, step)
+
+    def event(self, step: int, split: str, **fields) -> None:
+        """A record that is not a curve (text, verdicts): the JSON-lines file only, not TensorBoard."""
+        if not self.enabled:
+            return
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"step": step, "split": split, **fields}) + "\n")
 
     def close(self) -> None:
         if self._writer is not None:
