@@ -46,7 +46,7 @@ class Point:
     high: float
     passed: bool
     lines: int = 200       # held-out lines the gate evaluated
-    engine: str = "torch"  # the engine the gate ran on (torch | llama)
+    engine: str = "torch"  # the engine the gate ran on, as LoadedModel.engine and ghostframe.json name it
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,7 @@ MEASURED: tuple[Curve, ...] = (
     # and 144 lines): 84 steps (0.32 epochs), +3.5 (-0.7 ... +7.6): no better.
     Curve("smollm2-135m", "9a7a053d6e06e033", 134_515_008, "all", CPU_RECIPE, IMBALANCED_LEARN,
           "BENCHMARKS.md#the-default---budget-30m-run",
-          (Point(0.32, 84, 3.5, -0.7, 7.6, passed=False, lines=144, engine="llama"),
+          (Point(0.32, 84, 3.5, -0.7, 7.6, passed=False, lines=144, engine="llama.cpp"),
            Point(0.40, 112, 4.5, 1.5, 8.0, passed=True))),
     # The "all, 1,024" recipe (--max-steps 150, so its step 100 is a checkpoint mid-schedule), gated
     # without context (--gate-context none); BENCHMARKS.md gives 0.56 epochs at 150 steps. No better at both.
@@ -107,8 +107,8 @@ MEASURED: tuple[Curve, ...] = (
     # +12.3) on 154 lines: USE IT (on the 30m run's 63 lines +6.3: the curve is flat within its noise).
     Curve("qwen2.5-coder-0.5b", "5e7889268a67d7fd", 630_167_424, "all", CPU_RECIPE, IMBALANCED_LEARN_QWEN,
           "BENCHMARKS.md#budget-runs-per-model",
-          (Point(0.14, 32, 9.5, 1.6, 19.1, passed=True, lines=63, engine="llama"),
-           Point(0.30, 68, 6.5, 0.7, 12.3, passed=True, lines=154, engine="llama"))),
+          (Point(0.14, 32, 9.5, 1.6, 19.1, passed=True, lines=63, engine="llama.cpp"),
+           Point(0.30, 68, 6.5, 0.7, 12.3, passed=True, lines=154, engine="llama.cpp"))),
 )
 
 # LoRA training tokens per second on one CPU, by pinned model (`ghostframe-train --benchmark --model M
@@ -123,8 +123,6 @@ CPU_SOURCE = "BENCHMARKS.md#training-throughput-per-model-on-a-cpu"
 # weights of the model's shape, bf16, no --compile; BENCHMARKS.md#throughput-on-an-h100).
 GPU_TOKENS_PER_SECOND = {"smollm2-135m": 85_276}
 GPU_SOURCE = "BENCHMARKS.md#throughput-on-an-h100"
-
-ENGINE_NAMES = {"torch": "torch", "llama": "llama.cpp"}
 
 RECIPE_OPTIONS = {"context_length": "--context-length", "batch_size": "--batch-size", "grad_accum": "--grad-accum",
                   "devices": "processes", "learning_rate": "--lr", "full": "--full", "lora_r": "--lora-r",
@@ -182,7 +180,7 @@ def _points(value: float) -> str:
 
 def _gain(point: Point) -> str:
     return (f"{_points(point.gain)} exact-match points (95 % {_points(point.low)} … {_points(point.high)}; "
-            f"{point.lines} held-out lines, gate on {ENGINE_NAMES.get(point.engine, point.engine)})")
+            f"{point.lines} held-out lines, gate on {point.engine})")
 
 
 def _gated(gate_context: str) -> str:

@@ -41,19 +41,19 @@ class MetricsLog:
     def log(self, step: int, split: str, **values: float) -> None:
         if not self.enabled:
             return
-        record = {"step": step, "split": split, **values}
-        with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(record) + "\n")
+        self._append({"step": step, "split": split, **values})
         if self._writer is not None:
             for key, value in values.items():
                 self._writer.add_scalar(f"{split}/{key}", value, step)
 
     def event(self, step: int, split: str, **fields) -> None:
         """A record that is not a curve (text, verdicts): the JSON-lines file only, not TensorBoard."""
-        if not self.enabled:
-            return
+        if self.enabled:
+            self._append({"step": step, "split": split, **fields})
+
+    def _append(self, record: dict) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps({"step": step, "split": split, **fields}) + "\n")
+            handle.write(json.dumps(record) + "\n")
 
     def close(self) -> None:
         if self._writer is not None:
