@@ -11,7 +11,7 @@ import pytest
 
 from ghostframe.server.inference.default_model import PINNED_MODELS, pinned_gguf_path
 from ghostframe.server.inference.gguf_files import gguf_tokenizer_and_facts
-from ghostframe.server.inference.llama_engine import LlamaRuntime, RuntimeConfig
+from ghostframe.server.inference.llama_runtime import LlamaRuntime, RuntimeConfig
 from ghostframe.server.inference.text import CELL_SEPARATOR
 from ghostframe.server.tools.terminal_cli import example_path
 

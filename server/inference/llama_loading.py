@@ -48,9 +48,9 @@ def adapter_gguf(adapter: str, base: Path, fingerprint: str, model_name: str, fo
 def load_llama(model: str | None, adapter: str | None, report: Reporter = lambda _: None,
                force_adapter: bool = False, speculation: str = "none", why: str = "",
                prompt_tokens: int = 1024) -> LoadedModel:
-    """A LoadedModel whose `model` is a running llama_engine.LlamaRuntime, each slot sized for
+    """A LoadedModel whose `model` is a running llama_runtime.LlamaRuntime, each slot sized for
     `prompt_tokens` plus the longest suggestion."""
-    from ghostframe.server.inference.llama_engine import (MAX_SUGGESTION_TOKENS, LlamaError, LlamaRuntime,
+    from ghostframe.server.inference.llama_runtime import (MAX_SUGGESTION_TOKENS, LlamaError, LlamaRuntime,
                                                           RuntimeConfig)
 
     tier = None

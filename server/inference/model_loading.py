@@ -54,7 +54,7 @@ class LoadedModel:
     stop_token_ids: list[int] = field(default_factory=list)
     precision: str = ""  # what the weights run in: "int8", "float32", "bfloat16", or the GGUF's type (Q4_K_M)
     precision_choice: PrecisionChoice | None = None  # how that was chosen (and the timings)
-    engine: str = "torch"  # "torch" (`model` is a transformers model) or "llama.cpp" (an llama_engine.LlamaRuntime)
+    engine: str = "torch"  # "torch" (`model` is a transformers model) or "llama.cpp" (a llama_runtime.LlamaRuntime)
     engine_reason: str = ""  # why this engine serves here
     tier: Any = None  # tiers.TierChoice when `auto` chose the model by measuring this machine
 
@@ -107,9 +107,9 @@ def auto_model(device: str, report: Reporter = lambda _: None):
     """The pinned model `auto` means on `device`: on a CPU the largest one this machine runs at typing
     speed (tiers.py, measured once), so a model trained or evaluated by default is the one that serves;
     on a GPU, or where llama.cpp cannot run to measure, the per-device default."""
-    from ghostframe.server.inference import llama_engine
+    from ghostframe.server.inference import llama_runtime
 
-    if device == "cpu" and llama_engine.available() is None:
+    if device == "cpu" and llama_runtime.available() is None:
         from ghostframe.server.inference.tiers import choose_tier
 
         return PINNED_MODELS[choose_tier(report).model]
@@ -335,11 +335,11 @@ def choose_engine(requested: str, device: str, model: str | None, adapter: str |
         raise ModelLoadError(f"Unknown engine {requested!r}: use one of {', '.join(ENGINES)}.")
     if requested == "torch":
         return "torch", "asked for"
-    from ghostframe.server.inference import llama_engine
+    from ghostframe.server.inference import llama_runtime
 
     gguf_model = not model or model == "auto" or gguf_of(model) is not None
     reasons = [why for why, fails in (
-        (llama_engine.available(), llama_engine.available() is not None),
+        (llama_runtime.available(), llama_runtime.available() is not None),
         ("the model is not a GGUF file (llama.cpp reads GGUF only)", not gguf_model),
         ("a GPU serves through torch", device != "cpu"),
         ("the adapter is a full fine-tune, not a LoRA", bool(adapter) and not (Path(adapter).expanduser()

@@ -94,7 +94,7 @@ Measure = Callable[[str, Reporter], Rates]
 def measure_rates(model: str, report: Reporter = lambda _: None) -> Rates:
     """Time `model` (a pinned name) in the llama.cpp engine: best of two prefills and decodes."""
     from ghostframe.server.inference.default_model import pinned_gguf_path
-    from ghostframe.server.inference.llama_engine import LlamaRuntime, RuntimeConfig
+    from ghostframe.server.inference.llama_runtime import LlamaRuntime, RuntimeConfig
 
     gguf = pinned_gguf_path(PINNED_MODELS[model], report)
     report(f"timing {PINNED_MODELS[model].display_name} on this CPU")
@@ -163,7 +163,7 @@ def pick(rates_of: Callable[[str], Rates]) -> tuple[str, dict[str, Rates], str]:
 def choose_tier(report: Reporter = lambda _: None, measure: Measure = measure_rates,
                 threads: int | None = None) -> TierChoice:
     """The pinned model `auto` means on this CPU, measured once per machine (see the module docstring)."""
-    from ghostframe.server.inference.llama_engine import physical_cores
+    from ghostframe.server.inference.llama_runtime import physical_cores
 
     key = _cache_key(threads or physical_cores())
     if (entry := _read_cache().get(key)) and entry.get("model") in CANDIDATES:

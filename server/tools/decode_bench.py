@@ -56,7 +56,7 @@ def torch_row(model: str, ids: list[int], new: int, repeats: int) -> dict:
 
 def llama_engine_row(model: str, ids: list[int], new: int, repeats: int) -> dict:
     """The server's own path: a request streamed token by token into the shared stop rule."""
-    from ghostframe.server.inference.llama_engine import physical_cores
+    from ghostframe.server.inference.llama_runtime import physical_cores
     from ghostframe.server.inference.model_loading import load_model
 
     loaded = load_model(model, device="cpu", engine="llama", prompt_tokens=len(ids))

@@ -60,7 +60,7 @@ class LlamaServerPeer:
 
     @classmethod
     def start(cls, binary: str, model: str, threads: int | None = None) -> LlamaServerPeer:
-        from ghostframe.server.inference.llama_engine import physical_cores
+        from ghostframe.server.inference.llama_runtime import physical_cores
 
         gguf, name = gguf_for(model)
         threads = threads or physical_cores()
