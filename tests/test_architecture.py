@@ -13,10 +13,9 @@ FOLDERS = {"ghostframe.server": ROOT / "server", "ghostframe.trainer": ROOT / "t
 MAY_IMPORT = {
     "ghostframe.server.inference": {"ghostframe.server.inference"},
     "ghostframe.server.testing": {"ghostframe.server.inference"},
-    "ghostframe.server.lsp": {"ghostframe.server", "ghostframe.server.inference", "ghostframe.trainer.data"},
+    "ghostframe.server.lsp": {"ghostframe.server", "ghostframe.server.inference"},
     "ghostframe.server.tools": {"ghostframe.server", "ghostframe.server.inference", "ghostframe.server.lsp",
-                                "ghostframe.server.testing", "ghostframe.trainer.data",
-                                "ghostframe.trainer.evaluation.cases"},
+                                "ghostframe.server.testing", "ghostframe.trainer.evaluation.cases"},
     "ghostframe.trainer.data": {"ghostframe.server.inference"},
     "ghostframe.trainer.training": {"ghostframe.server", "ghostframe.server.inference", "ghostframe.server.testing",
                                     "ghostframe.trainer.data", "ghostframe.trainer.config"},
@@ -87,8 +86,10 @@ def test_no_import_crosses_the_architecture_rules():
 
 
 def test_the_rule_checker_catches_a_forbidden_import(tmp_path):
-    """The checker itself: an LSP module importing the training loop is reported."""
+    """The checker itself: an LSP module importing the training loop or the trainer's data is reported."""
     own = _part_of("ghostframe.server.lsp.server", MAY_IMPORT)
-    target = "ghostframe.trainer.training.loop"
-    assert not _allowed(target, MAY_IMPORT[own], own)
+    for target in ("ghostframe.trainer.training.loop", "ghostframe.trainer.data.sources"):
+        assert not _allowed(target, MAY_IMPORT[own], own)
     assert _allowed("ghostframe.server.inference.engine", MAY_IMPORT[own], own)
+    assert _allowed("ghostframe.server.inference.source_files.discovery", MAY_IMPORT[own], own)
+

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from ghostframe.server.inference.context.workspace_index import IndexLimits, WorkspaceIndex
-from ghostframe.server.lsp.workspace_context import WorkspaceContext, admissible
+from ghostframe.server.inference.source_files.discovery import admissible
+from ghostframe.server.lsp.workspace_context import WorkspaceContext
 
 UTILS = "def clean(df, columns):\n    return df.dropna(subset=columns)\n\nTARGET = 'churned'\n"
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from ghostframe.trainer.data.corpus import CorpusOptions, build_corpus
-from ghostframe.trainer.data.notebooks import notebook_to_python
+from ghostframe.server.inference.source_files.notebooks import notebook_to_python
 from ghostframe.trainer.data import scrub_check
 from ghostframe.trainer.data.scrub_check import changed_lines, check_folders
 from ghostframe.trainer.data.scrubbing import scrub_secrets

@@ -9,8 +9,9 @@ import pytest
 
 from ghostframe.trainer.data.corpus import CorpusError, CorpusOptions, DatasetSource, build_corpus, iter_clean_files
 from ghostframe.trainer.data.dedup import Deduplicator, content_hash
-from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, any_keyword_in_string, decode_source, generated_reason
-from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+from ghostframe.server.inference.source_files.hygiene import (DEFAULT_KEYWORDS, any_keyword_in_string, decode_source,
+                                                             generated_reason)
+from ghostframe.server.inference.source_files.notebooks import NotebookError, notebook_to_python
 from ghostframe.trainer.data.packing import pack_token_lists, packed_blocks
 from ghostframe.trainer.data.scrubbing import scrub_secrets
 from ghostframe.trainer.data.sources import iter_folder_files
@@ -350,7 +351,7 @@ def test_local_datasets_source_in_codeparrot_layout(tmp_path):
 
 
 def test_a_notebook_is_judged_by_the_size_of_its_code_not_of_its_saved_outputs(tmp_path):
-    from ghostframe.server.lsp.workspace_context import read_source_file
+    from ghostframe.server.lsp.workspace_context import discover
 
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -367,8 +368,8 @@ def test_a_notebook_is_judged_by_the_size_of_its_code_not_of_its_saved_outputs(t
     report = build_corpus(tmp_path / "data", [repo], options=options).to_dict()
     assert report["files_kept"] == 1 and report["skipped"] == {"skipped_too_large": 1}
     # The server's workspace index reads files by the same rule.
-    assert "df.plot()" in read_source_file(repo / "plots.ipynb", 5000)
-    assert read_source_file(repo / "huge_code.ipynb", 5000) is None
+    indexed = dict(discover([repo], Counter(), max_file_bytes=5000))
+    assert list(indexed) == [repo.resolve() / "plots.ipynb"] and "df.plot()" in indexed[repo.resolve() / "plots.ipynb"]
 
 
 def test_corpus_options_come_from_a_training_configuration_in_one_place():

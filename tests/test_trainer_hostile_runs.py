@@ -16,7 +16,7 @@ import torch
 from ghostframe.trainer.cli import main
 from ghostframe.trainer.data import corpus
 from ghostframe.trainer.data.corpus import build_corpus
-from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+from ghostframe.server.inference.source_files.notebooks import NotebookError, notebook_to_python
 from ghostframe.trainer.training.checkpoints import checkpoint_dirs
 from ghostframe.trainer.training.metrics import read_metrics
 from trainer_fixtures import data_science_file, interrupt_at_step, module_model_and_repo, train_args

@@ -16,9 +16,9 @@ from pathlib import Path
 
 from ghostframe.server.inference.context import CONTEXT_MODES
 from ghostframe.server.inference.model_options import ModelOptions
+from ghostframe.server.inference.source_files.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
 from ghostframe.trainer.data.corpus import CorpusOptions, DatasetSource
 from ghostframe.trainer.data.dedup import DEFAULT_NEAR_THRESHOLD
-from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
 from ghostframe.trainer.training.budget import parse_duration
 from ghostframe.trainer.training.loss import DEFAULT_CHUNK_TOKENS, DEFAULT_KEYTOKENS
 from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION, training_valid_fraction

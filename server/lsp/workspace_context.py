@@ -1,10 +1,11 @@
 """The server's repository and data context: a background-built workspace index and, per
 request, the snippets and data-file notes that go into the prompt.
 
-Files are found and read with the trainer's own rules (trainer.data: `.gitignore`,
-virtualenvs and build folders skipped, size limit, binary and generated files skipped,
-notebooks as their code cells), so the server indexes what training would read. All
-index work runs on one background thread; a request only reads the last snapshot.
+Files are found and read by the rules the trainer's corpus also follows
+(`inference.source_files`: `.gitignore`, virtualenvs and build folders skipped, size limit,
+binary and generated files skipped, notebooks as their code cells), so the server indexes
+what training would read. All index work runs on one background thread; a request only
+reads the last snapshot.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ from ghostframe.server.inference.context.data_headers import HeaderReader
 from ghostframe.server.inference.context.retrieval import RegionCache, RetrievalOptions, retrieve
 from ghostframe.server.inference.context.workspace_index import IndexLimits, WorkspaceIndex
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, raw_size_limit, source_text
-from ghostframe.trainer.data.notebooks import notebook_to_python
-from ghostframe.trainer.data.sources import SOURCE_SUFFIXES, GitIgnoreRules, is_skipped_dir, iter_folder_files
+from ghostframe.server.inference.source_files.discovery import admissible, walk_source_files
+from ghostframe.server.inference.source_files.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, read_source_file
+from ghostframe.server.inference.source_files.notebooks import notebook_to_python
 
 log = logging.getLogger("ghostframe.server")
 
@@ -35,54 +36,16 @@ DEBOUNCE_SECONDS = 0.3
 EDIT_DEBOUNCE_SECONDS = 5.0
 
 
-def read_source_file(path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
-                     keywords: tuple[str, ...] | None = None) -> str | None:
-    """A file's Python text by the trainer's hygiene rules, or None (too large, binary, generated, filtered)."""
-    notebook = path.suffix == ".ipynb"
-    try:
-        if path.stat().st_size > raw_size_limit(notebook, max_file_bytes):
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    return source_text(data, notebook, max_file_bytes, keywords)[0]
-
-
-def admissible(path: Path, roots: Sequence[Path]) -> bool:
-    """Whether discovery would have found `path`: a .py/.ipynb file inside a root, not a link,
-    not under a skipped folder, not ignored by `.gitignore`."""
-    if path.suffix not in SOURCE_SUFFIXES or path.is_symlink():
-        return False
-    try:
-        resolved = path.resolve()
-    except (OSError, RuntimeError):
-        return False
-    for root in roots:
-        root = root.resolve()
-        if root not in resolved.parents:
-            continue
-        parts = resolved.relative_to(root).parts
-        rules = GitIgnoreRules(root)
-        rules.enter("")
-        for depth in range(1, len(parts)):
-            folder = "/".join(parts[:depth])
-            if is_skipped_dir(root / folder) or rules.ignored(folder, is_dir=True):
-                return False
-            rules.enter(folder)
-        return not rules.ignored("/".join(parts), is_dir=False)
-    return False
-
-
 def discover(roots: Sequence[Path], stats: Counter, keywords: tuple[str, ...] | None = None,
              max_file_bytes: int = DEFAULT_MAX_FILE_BYTES) -> Iterator[tuple[Path, str]]:
     """(path, text) of every workspace file the trainer would read."""
     for root in roots:
         if not root.is_dir():
             continue
-        for candidate in iter_folder_files(root, stats):
-            text = read_source_file(candidate.path, max_file_bytes, keywords)
+        for _, path in walk_source_files(root, stats):
+            text = read_source_file(path, max_file_bytes, keywords)[0]
             if text is not None:
-                yield candidate.path, text
+                yield path, text
 
 
 class WorkspaceContext:
@@ -189,7 +152,7 @@ class WorkspaceContext:
             if not admissible(path, index.roots):
                 index.forget(path)
             elif text is None:
-                text = read_source_file(path, self.limits.max_file_chars, self.keywords)
+                text = read_source_file(path, self.limits.max_file_chars, self.keywords)[0]
                 index.update(path, text) if text is not None else index.forget(path)
             else:
                 text = notebook_to_python(text) if path.suffix == ".ipynb" and text.lstrip().startswith("{") else text

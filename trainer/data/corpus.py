@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
+from ghostframe.server.inference.source_files.hygiene import (DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES,
+                                                             read_source_file, source_text)
 from ghostframe.trainer.data.dedup import DEFAULT_NEAR_THRESHOLD, Deduplicator
-from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES, raw_size_limit, source_text
 from ghostframe.trainer.data.scrubbing import scrub_secrets
 from ghostframe.trainer.data.sources import CandidateFile, iter_dataset_records, iter_folder_files
 from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION, TRAIN, VALID, split_of
@@ -109,19 +110,12 @@ class DataReport:
 
 def _candidate_text(candidate: CandidateFile, options: CorpusOptions, counts: Counter) -> str | None:
     """Read, decode and (for notebooks) extract one candidate; None, counted, when it is unusable."""
+    keywords = options.keywords if options.filter_keywords else None
     if candidate.text is not None:
-        data = candidate.text.encode("utf-8", errors="replace")
+        text, reason = source_text(candidate.text.encode("utf-8", errors="replace"), candidate.is_notebook,
+                                   options.max_file_bytes, keywords)
     else:
-        try:
-            if candidate.path.stat().st_size > raw_size_limit(candidate.is_notebook, options.max_file_bytes):
-                counts["skipped_too_large"] += 1
-                return None
-            data = candidate.path.read_bytes()
-        except OSError:
-            counts["skipped_unreadable"] += 1
-            return None
-    text, reason = source_text(data, candidate.is_notebook, options.max_file_bytes,
-                               options.keywords if options.filter_keywords else None)
+        text, reason = read_source_file(candidate.path, options.max_file_bytes, keywords)
     if text is None:
         counts[reason] += 1
     return text

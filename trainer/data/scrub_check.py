@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-from ghostframe.trainer.data.hygiene import decode_source
-from ghostframe.trainer.data.notebooks import notebook_to_python
+from ghostframe.server.inference.source_files.hygiene import decode_source
+from ghostframe.server.inference.source_files.notebooks import notebook_to_python
 from ghostframe.trainer.data.scrubbing import key_shaped_literals, scrub_secrets
 
 

@@ -11,10 +11,10 @@ import sys
 from pathlib import Path
 
 from ghostframe.server.inference.model_options import ModelOptions, add_model_arguments
+from ghostframe.server.inference.source_files.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
 from ghostframe.server.lsp.settings import Settings
 from ghostframe.trainer.evaluation.cases import DEFAULT_MIN_CHARS, DEFAULT_PER_FILE, DEFAULT_SEED
 from ghostframe.server.inference.context import CONTEXT_MODES
-from ghostframe.trainer.data.hygiene import DEFAULT_KEYWORDS, DEFAULT_MAX_FILE_BYTES
 from ghostframe.trainer.data.split import DEFAULT_VALID_FRACTION, evaluation_valid_fraction
 
 EPILOG = """examples:

@@ -1,4 +1,5 @@
-"""Which files are worth training on: the data-science filter and the junk detectors.
+"""What a source file holds, if it is worth reading: size, encoding, notebook cells, the junk
+detectors and the data-science filter (for training and for the server's workspace index alike).
 
 The filter is the Hugging Face course's (chapter 7.6): keep a file when any keyword
 appears anywhere in it, as plain substrings, which is crude but cheap and is what the
@@ -8,9 +9,10 @@ codeparrot-ds data set was built with.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterable
 
-from ghostframe.trainer.data.notebooks import NotebookError, notebook_to_python
+from ghostframe.server.inference.source_files.notebooks import NotebookError, notebook_to_python
 
 DEFAULT_KEYWORDS: tuple[str, ...] = ("pandas", "sklearn", "matplotlib", "seaborn")
 DEFAULT_MAX_FILE_BYTES = 1_000_000
@@ -56,6 +58,20 @@ def source_text(data: bytes, is_notebook: bool, max_file_bytes: int,
     if keywords is not None and not any_keyword_in_string(text, keywords):
         return None, "skipped_no_keyword"
     return text, ""
+
+
+def read_source_file(path: Path, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                     keywords: Iterable[str] | None = None) -> tuple[str | None, str]:
+    """`source_text` of the file at `path`, which is not read when its size already rules it out;
+    (None, "skipped_unreadable") when it cannot be read."""
+    is_notebook = path.suffix == ".ipynb"
+    try:
+        if path.stat().st_size > raw_size_limit(is_notebook, max_file_bytes):
+            return None, "skipped_too_large"
+        data = path.read_bytes()
+    except OSError:
+        return None, "skipped_unreadable"
+    return source_text(data, is_notebook, max_file_bytes, keywords)
 
 
 def any_keyword_in_string(string: str, keywords: Iterable[str]) -> bool:
