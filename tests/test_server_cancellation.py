@@ -1,7 +1,9 @@
-"""$/cancelRequest and a newer request for the same document stop an older generation.
+"""Over LSP: $/cancelRequest and a newer request for the same document stop an older generation.
 
-No timing: the server counts, on its model worker, every generation that stopped early and
-after how many tokens. A generation that ran on would reach maxNewTokens (200).
+The scheduler's own tests (test_scheduler.py) step these rules token by token; these check that
+the server wires them to pygls's cancellation and to one key per document. No timing: the
+scheduler counts every generation that stopped early and after how many tokens. A generation
+that ran on would reach maxNewTokens (200).
 """
 
 from __future__ import annotations

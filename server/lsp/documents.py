@@ -8,7 +8,6 @@ documents raise InvalidParams with a message the editor can show.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from urllib.parse import unquote
 
 from lsprotocol import types
@@ -80,13 +79,3 @@ def resident_memory_mb() -> float | None:
     except OSError:
         pass
     return None
-
-
-def context_after_accepting(ctx: CompletionContext, suggestion: str) -> CompletionContext:
-    """Where the cursor will be after the user accepts `suggestion` at the end of a line and presses
-    Enter: the next line, indented as editors indent Python (one level more after a colon)."""
-    line = (ctx.line_prefix + suggestion).rsplit("\n", 1)[-1]
-    indentation = line[: len(line) - len(line.lstrip())]
-    if line.rstrip().endswith(":"):
-        indentation += "\t" if indentation.startswith("\t") else "    "
-    return replace(ctx, before=ctx.before + suggestion + "\n" + indentation)

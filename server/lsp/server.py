@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import sys
-import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 from urllib.parse import unquote
@@ -18,13 +16,13 @@ from pygls.lsp.server import LanguageServer
 
 from ghostframe.server import __version__
 from ghostframe.server.lsp import transport
-from ghostframe.server.lsp.documents import context_after_accepting, context_at, forget_notebook, resident_memory_mb
+from ghostframe.server.lsp.documents import context_at, forget_notebook, resident_memory_mb
 from ghostframe.server.lsp.protocol import GhostframeProtocol
-from ghostframe.server.inference.engine import CompletionEngine, SpeedOptions, make_engine
+from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
 from ghostframe.server.inference.model_loading import ModelLoadError, adapter_refusal, load_model
 from ghostframe.server.inference.model_options import ModelOptions
 from ghostframe.server.inference.machine import cpu_description
-from ghostframe.server.inference.warming import Warmer
+from ghostframe.server.inference.scheduler import Scheduler
 from ghostframe.server.lsp.warm_targets import edited_line, warm_target
 from ghostframe.server.lsp.settings import Settings, parse_settings
 from ghostframe.server.lsp.workspace_context import WorkspaceContext, document_path, folder_paths, uri_path
@@ -62,11 +60,8 @@ class Status:
 
 
 class GhostframeServer(LanguageServer):
-    """Holds the settings, the loaded model and the in-flight requests.
-
-    All model work (loading and decoding) runs on one worker thread, so torch is never
-    used from two threads and the event loop keeps answering while it runs.
-    """
+    """Holds the settings and the status; the scheduler holds the model and runs every request
+    (all model work on its one worker thread, so the event loop keeps answering meanwhile)."""
 
     def __init__(self, defaults: Settings = Settings(), speed: SpeedOptions = SpeedOptions(), speculation: str = "auto"):
         super().__init__(
@@ -86,15 +81,9 @@ class GhostframeServer(LanguageServer):
         self.speed = speed
         self.speculation = speculation  # llama.cpp's speculative decoding (command line only)
         self.settings = defaults
-        self.engine: CompletionEngine | None = None
         self.status = Status()
-        self.model_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ghostframe-model")
-        self.in_flight: dict[str, threading.Event] = {}
-        # per document: the (before, after) of the next line's suggestion being computed ahead, and its job
-        self.ahead: dict[str, tuple[tuple[str, str], Any]] = {}
-        # Generations finished and stopped early (cancelled or superseded), counted on the model worker.
-        self.counters = {"completed": 0, "cancelled": 0, "lastCancelledAfterTokens": None}
-        self.warmer = Warmer(self.model_worker, listener=self._warmed)
+        self.scheduler = Scheduler(warm_listener=self._warmed)
+        self.loading: ModelOptions | None = None  # the model asked for by the last load (loading or served)
         self.workspace_context = WorkspaceContext()  # repository and data context (built in the background)
         self._load_serial = 0
         self._settings_serial = 0
@@ -117,9 +106,7 @@ class GhostframeServer(LanguageServer):
         except KeyboardInterrupt:
             return 1
         finally:
-            for cancel in self.in_flight.values():
-                cancel.set()
-            self.model_worker.shutdown(wait=False, cancel_futures=True)
+            self.scheduler.shutdown()
             self.shutdown()
 
     def stop_serving(self) -> None:
@@ -148,21 +135,25 @@ class GhostframeServer(LanguageServer):
     def state(self) -> str:
         if not self.settings.enable:
             return "disabled"
-        if self.engine is not None:
+        if self.scheduler.engine is not None:
             return "ready"
         return "error" if self.status.error else "loading"
 
     def held(self) -> dict:
         """What the server keeps per document, for `ghostframe.status` (and the soak bench)."""
-        workspace = self.protocol._workspace
-        engine = self.engine
+        try:
+            workspace = self.workspace
+        except RuntimeError:  # not initialized: pygls has no workspace yet
+            workspace = None
+        texts = workspace.text_documents if workspace else {}
+        engine = self.scheduler.engine
         kept = engine.documents() if engine is not None else set()
         return {
-            "documents": len(workspace.text_documents) if workspace else 0,
+            "documents": len(texts),
             "notebooks": len(workspace.notebook_documents) if workspace else 0,
-            "notebookCells": len(workspace._cell_in_notebook) if workspace else 0,
+            "notebookCells": sum(workspace.get_notebook_document(cell_uri=uri) is not None for uri in texts),
             "engineDocuments": sorted(kept),
-            "inFlight": len(self.in_flight),
+            "inFlight": self.scheduler.in_flight,
             "rssMb": resident_memory_mb(),
         }
 
@@ -178,11 +169,16 @@ class GhostframeServer(LanguageServer):
         else:
             for problem in problems:
                 self.tell(problem)
-        previous, self.settings = self.settings, settings
-        effective_model_changed = self._model_request(previous) != self._model_request(settings)
-        if initial:  # nothing may be sent before initialize is answered; initialized announces
+        self.settings = settings
+        if initial:  # nothing may be sent before initialize is answered; initialized loads and announces
             self.status.state = self.state()
-        elif effective_model_changed:
+        else:
+            self.load_if_changed()
+
+    def load_if_changed(self) -> None:
+        """Load the model when the settings ask for another than the last load's (or none was loaded);
+        other settings apply to the next request, with the model serving on."""
+        if self.loading != self._model_request(self.settings):
             self.start_loading()
         elif self.state() != self.status.state:
             self.announce()
@@ -217,20 +213,13 @@ class GhostframeServer(LanguageServer):
     def start_loading(self) -> None:
         """Drop the current model now (requests answer empty at once) and load in the background."""
         self._load_serial += 1
-        request = self._model_request(self.settings)
-        self.close_engine()
-        self.warmer.cancel_all()
+        request = self.loading = self._model_request(self.settings)
+        self.scheduler.close_engine()
         self.announce(ready=False, error=None, adapterRefused=None, model=request.model or "auto",
                       adapter=request.adapter or None,
                       device=request.device, precision="", engine="", engineReason="", modelChoice="",
                       message="loading model")
         asyncio.ensure_future(self._load(self._load_serial, request))
-
-    def close_engine(self) -> None:
-        """Drop the engine now (requests answer empty at once); free its model after the job running."""
-        engine, self.engine = self.engine, None
-        if engine is not None:
-            self.model_worker.submit(engine.close)
 
     async def _load(self, serial: int, request: ModelOptions) -> None:
         """Load the model, reporting work-done progress to the editor."""
@@ -245,11 +234,10 @@ class GhostframeServer(LanguageServer):
             refused = adapter_refusal(request.adapter, request.force_adapter)
             if refused:  # the base model serves, and the user is told why and how to change it
                 request = replace(request, adapter="")
-            loaded = await loop.run_in_executor(
-                self.model_worker, lambda: load_model(
-                    request.model or None, request.adapter or None, request.device, report,
-                    precision=request.precision, force_adapter=request.force_adapter, engine=request.engine,
-                    speculation=request.speculation, prompt_tokens=self.settings.max_prompt_tokens))
+            loaded = await self.scheduler.run(lambda: load_model(
+                request.model or None, request.adapter or None, request.device, report,
+                precision=request.precision, force_adapter=request.force_adapter, engine=request.engine,
+                speculation=request.speculation, prompt_tokens=self.settings.max_prompt_tokens))
         except ModelLoadError as exc:
             loaded, error, refused = None, str(exc), None
         except Exception as exc:  # never let a load take the server down
@@ -257,14 +245,14 @@ class GhostframeServer(LanguageServer):
             loaded, error, refused = None, f"{type(exc).__name__}: {exc}", None
         if serial != self._load_serial:
             if loaded is not None:  # a newer load superseded this one
-                self.model_worker.submit(make_engine(loaded).close)
+                self.scheduler.dispose(make_engine(loaded))
             return
         if loaded is None:
             self._end_progress(token, "failed")
             self.tell(f"ghostframe could not load its model: {error}", types.MessageType.Error)
             self.announce(error=error, message=error)  # after the message: a client acting on "error" has it
             return
-        self.engine = make_engine(loaded, self.speed)
+        self.scheduler.serve(make_engine(loaded, self.speed))
         seconds = time.perf_counter() - started
         self._end_progress(token, f"ready in {seconds:.1f}s")
         where = f"{loaded.model_name} on {loaded.device} ({loaded.engine}, {loaded.precision})"
@@ -308,106 +296,42 @@ class GhostframeServer(LanguageServer):
     async def suggestion_at(self, uri: str, position: types.Position) -> str:
         """The suggestion at a position, "" when there is none (or the model is not ready)."""
         ctx = context_at(self.workspace, uri, position)
-        engine, settings = self.engine, self.settings
-        if engine is None or not settings.enable or ctx is None:
+        settings = self.settings
+        if self.scheduler.engine is None or not settings.enable or ctx is None:
             return ""
         ctx = self.with_context(uri, ctx)
-        client_uri, uri = uri, unquote(uri)  # one key per document, however the client spells its URI
-        self.warmer.activity()
-        ahead = self.ahead.get(uri)
-        if ahead is not None and ahead[0] == (ctx.before, ctx.after) and not ahead[1].done():
-            # the user accepted and pressed Enter while the next line was being computed ahead: wait for it
-            completion = await asyncio.wrap_future(ahead[1])
-            if not completion.cancelled:
-                self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
-                self.status.lastPrefillTokens = 0
-                return completion.text
-        # the user is here now: warming the document for another place would overwrite the cache
-        # this request fills (a document keeps one prompt's cache)
-        self.warmer.cancel(uri, quiet=True)
-        if (older := self.in_flight.get(uri)) is not None:
-            older.set()  # a newer request for the same document supersedes it
-        cancel = self.in_flight[uri] = threading.Event()
-        loop = asyncio.get_running_loop()
-        try:
-            completion = await loop.run_in_executor(
-                self.model_worker, self._complete_counted, engine, ctx, settings.max_new_tokens,
-                settings.max_prompt_tokens, settings.multiline, cancel, uri,
-            )
-        except asyncio.CancelledError:
-            cancel.set()  # $/cancelRequest: stop decoding at the next token
-            raise
-        finally:
-            if self.in_flight.get(uri) is cancel:
-                del self.in_flight[uri]
-            self.warmer.activity()
-        if completion.short_window:  # answered from the end of the window: warm all of it for the next ones
-            self.warm(client_uri, position=position)
+        limits = Limits(max_new_tokens=settings.max_new_tokens, max_prompt_tokens=settings.max_prompt_tokens,
+                        multiline=settings.multiline)
+        # one key per document, however the client spells its URI
+        answer = await self.scheduler.suggest(unquote(uri), ctx, limits)
+        if answer is None:
+            return ""
+        completion = answer.completion
+        if completion.short_window and not answer.from_look_ahead:  # warm all the window for the next ones
+            self.warm(uri, position=position)
         if completion.cancelled:
             return ""
-        if completion.text and not ctx.line_suffix.strip():
-            self.prefetch_next_line(uri, ctx, completion.text)
         self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
-        self.status.lastPrefillTokens = completion.prompt_tokens - completion.reused_tokens
-        log.debug("completion %r in %.0f ms (%d prompt tokens, %d reused, %d new%s)", completion.text,
+        self.status.lastPrefillTokens = answer.computed_prompt_tokens
+        log.debug("completion %r in %.0f ms (%d prompt tokens, %d reused, %d new%s%s)", completion.text,
                   completion.seconds * 1000, completion.prompt_tokens, completion.reused_tokens,
-                  completion.new_tokens, ", typed through" if completion.typed_through else "")
+                  completion.new_tokens, ", typed through" if completion.typed_through else "",
+                  ", computed ahead" if answer.from_look_ahead else "")
         return completion.text
-
-    def prefetch_next_line(self, uri: str, ctx, suggestion: str) -> None:
-        """Compute now, in the background, the suggestion the editor will ask for once the user accepts
-        `suggestion` and presses Enter, so that one shows at once (the engine answers it from what it
-        keeps per document). A newer request for the document cancels it, as any older request."""
-        engine, settings = self.engine, self.settings
-        if engine is None or not (self.speed.prefetch and self.speed.typed_through) or self.speed.plain:
-            return
-        following = context_after_accepting(ctx, suggestion)
-        cancel = self.in_flight[uri] = threading.Event()
-        loop = asyncio.get_running_loop()
-
-        def done(job):
-            if self.in_flight.get(uri) is cancel:
-                del self.in_flight[uri]
-            if self.ahead.get(uri, (None, None))[1] is job:
-                del self.ahead[uri]
-            if not job.cancelled() and job.exception() is None:
-                log.debug("next line computed ahead: %r in %.0f ms%s", job.result().text, job.result().seconds * 1000,
-                          " (cancelled)" if job.result().cancelled else "")
-
-        job = self.model_worker.submit(engine.complete, following, settings.max_new_tokens,
-                                       settings.max_prompt_tokens, settings.multiline, cancel, uri)
-        self.ahead[uri] = ((following.before, following.after), job)
-        job.add_done_callback(lambda finished: loop.call_soon_threadsafe(done, finished))
-
-    def _complete_counted(self, engine: CompletionEngine, *args):
-        """engine.complete on the model worker, counted even when nobody awaits the result any more."""
-        completion = engine.complete(*args)
-        if completion.cancelled:
-            self.counters["cancelled"] += 1
-            self.counters["lastCancelledAfterTokens"] = completion.new_tokens
-        else:
-            self.counters["completed"] += 1
-        return completion
 
     def forget(self, uri: str) -> None:
         """A closed document: stop its generation and free what the engine keeps for it."""
-        uri = unquote(uri)
-        self.warmer.cancel(uri)
-        if (pending := self.in_flight.pop(uri, None)) is not None:
-            pending.set()
-        if self.engine is not None:
-            self.model_worker.submit(self.engine.forget, uri)
+        self.scheduler.forget(unquote(uri))
 
     def warm(self, uri: str, line: int | None = None, edited: bool = False,
              position: types.Position | None = None) -> None:
         """Prefill `uri`'s cache in the background at `position`, else up to the end of `line` (None: of
         the document)."""
         if edited:
-            self.warmer.activity()  # warm once the user pauses
-        if self.speed.warm and not self.speed.plain:
-            self.warmer.schedule(unquote(uri), lambda: self._with_context_target(uri, warm_target(
-                self.workspace, uri, line, self.engine if self.settings.enable else None,
-                self.settings.max_prompt_tokens, position)))
+            self.scheduler.activity()  # warm once the user pauses
+        self.scheduler.warm(unquote(uri), lambda: self._with_context_target(uri, warm_target(
+            self.workspace, uri, line, self.scheduler.engine if self.settings.enable else None,
+            self.settings.max_prompt_tokens, position)))
 
     def with_context(self, uri: str, ctx):
         """`ctx` with snippets from other workspace files and data-file notes, as the settings allow."""
@@ -466,7 +390,7 @@ def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOp
         for problem in ls._pending_problems:
             ls.tell(problem)
         ls._pending_problems.clear()
-        ls.start_loading()
+        ls.load_if_changed()  # a repeated `initialized` keeps the model serving unless its settings changed
         await ls.watch_source_files()
 
     @ls.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
@@ -565,6 +489,6 @@ def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOp
 
     @ls.command(CMD_STATUS)
     def status(ls: GhostframeServer, *args):
-        return {**asdict(ls.status), "held": ls.held(), "counters": dict(ls.counters)}
+        return {**asdict(ls.status), "held": ls.held(), "counters": ls.scheduler.counters.report()}
 
     return ls

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.scheduler import context_after_accepting
 from ghostframe.server.inference.text import utf16_column
-from ghostframe.server.lsp.documents import context_after_accepting
 
 SAMPLE_SEED = 0
 
