@@ -8,9 +8,12 @@ URLs, notebook magics and shell lines.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import random
 import string
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,3 +339,177 @@ def test_scrub_check_reports_kinds_and_key_shaped_literals(tmp_path, capsys):
     with pytest.raises(SystemExit):
         scrub_check.main([str(tmp_path / "missing")])
     assert "not a folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- private keys
+
+
+def _der_base64(rng: random.Random, size: int, prefix: bytes = b"") -> str:
+    """Base64 of `size` bytes starting like a DER sequence (`MII…`), or with `prefix`."""
+    head = prefix or b"\x30\x82" + (size - 4).to_bytes(2, "big")
+    return base64.b64encode(head + rng.randbytes(size - len(head))).decode()
+
+
+def _pem(label: str, body: str, width: int = 64, headers: str = "") -> str:
+    lines = [body[i : i + width] for i in range(0, len(body), width)]
+    return f"-----BEGIN {label}-----\n{headers}" + "\n".join(lines) + f"\n-----END {label}-----\n"
+
+
+def _shaped_keys(rng: random.Random) -> dict[str, str]:
+    """Keys shaped as OpenSSL and ssh-keygen write them, with short last lines (4 characters, or
+    only the '==' of the padding) where the old END branch gave up."""
+    openssh = b"openssh-key-v1\x00\x00\x00\x00\x04none"
+    return {
+        "rsa": _pem("RSA PRIVATE KEY", _der_base64(rng, 913)),  # 1220 characters: last line 'xx=='
+        "ec": _pem("EC PRIVATE KEY", _der_base64(rng, 121)),
+        "pkcs8": _pem("PRIVATE KEY", _der_base64(rng, 51)),  # 68 characters: a last line of 4, unpadded
+        "encrypted_pkcs8": _pem("ENCRYPTED PRIVATE KEY", _der_base64(rng, 723)),
+        "encrypted_rsa": _pem("RSA PRIVATE KEY", _der_base64(rng, 609),
+                              headers=f"Proc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,{rng.randbytes(16).hex().upper()}\n\n"),
+        "openssh": _pem("OPENSSH PRIVATE KEY", _der_base64(rng, 400, prefix=openssh), width=70),
+        "openssh_padding_line": _pem("OPENSSH PRIVATE KEY", _der_base64(rng, 52, prefix=openssh), width=70),  # 70 + '=='
+
+        "pgp": "-----BEGIN PGP PRIVATE KEY BLOCK-----\nVersion: GnuPG v2\n\n"
+        + "\n".join(textwrap.wrap(_der_base64(rng, 300, prefix=b"\x95"), 64))
+        + f"\n={base64.b64encode(rng.randbytes(3)).decode()}\n-----END PGP PRIVATE KEY BLOCK-----\n",
+    }
+
+
+def _generated_keys() -> dict[str, str]:
+    """Real keys from `cryptography`, where it is installed."""
+    try:
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+    except ImportError:
+        return {}
+    pem, traditional, pkcs8 = (serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                               serialization.PrivateFormat.PKCS8)
+    plain = serialization.NoEncryption()
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    ec_key = ec.generate_private_key(ec.SECP256R1())
+    ed_key = ed25519.Ed25519PrivateKey.generate()
+    keys = {
+        "generated_rsa": rsa_key.private_bytes(pem, traditional, plain),
+        "generated_ec": ec_key.private_bytes(pem, traditional, plain),
+        "generated_pkcs8": rsa_key.private_bytes(pem, pkcs8, plain),
+        "generated_encrypted": ec_key.private_bytes(pem, pkcs8, serialization.BestAvailableEncryption(b"pw")),
+        "generated_openssh": ed_key.private_bytes(pem, serialization.PrivateFormat.OpenSSH, plain),
+    }
+    return {kind: key.decode() for kind, key in keys.items()}
+
+
+PRIVATE_KEYS = {**_shaped_keys(random.Random(21)), **_generated_keys()}
+
+
+def _body_lines(pem: str) -> list[str]:
+    """Every line of a key but its BEGIN and END lines (base64, headers, checksum)."""
+    return [line for line in pem.splitlines() if line and not line.startswith("-----")]
+
+
+def _escaped(pem: str) -> str:
+    return pem.replace("\n", "\\n")
+
+
+# (code holding a key, the code as it must come out), for a key in each place people paste one
+KEY_PLACES = {
+    "triple_quoted": (lambda k: f'KEY = """{k}"""\n', 'KEY = """<PRIVATE_KEY>\n"""\n'),
+    "escaped_newlines": (lambda k: f'KEY = "{_escaped(k)}"\n', 'KEY = "<PRIVATE_KEY>\\n"\n'),
+    "concatenated_lines": (
+        lambda k: "KEY = (\n" + "".join(f'    "{line}\\n"\n' for line in k.splitlines()) + ")\n",
+        'KEY = (\n    "<PRIVATE_KEY>\\n"\n)\n',
+    ),
+    "service_account": (
+        lambda k: f'creds = {{"type": "service_account", "private_key": "{_escaped(k)}", "client_email": "etl@sales.iam.gserviceaccount.com"}}\n',
+        'creds = {"type": "service_account", "private_key": "<PRIVATE_KEY>\\n", "client_email": "etl@sales.iam.gserviceaccount.com"}\n',
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(PRIVATE_KEYS))
+@pytest.mark.parametrize("place", sorted(KEY_PLACES))
+def test_a_private_key_is_scrubbed_whole(kind, place):
+    key = PRIVATE_KEYS[kind]
+    holding, expected = KEY_PLACES[place]
+    code = holding(key)
+    compile(code, kind, "exec")
+    scrubbed, counts = scrub_secrets(code)
+    assert [line for line in _body_lines(key) if line in scrubbed] == []
+    assert scrubbed == expected  # BEGIN to END, and nothing around it
+    assert counts == {"private_key": 1}
+    compile(scrubbed, kind, "exec")
+
+
+@pytest.mark.parametrize("place", ["triple_quoted", "escaped_newlines"])
+def test_a_private_key_in_a_notebook_is_scrubbed_whole(place, tmp_path):
+    """In the notebook's JSON (each line a JSON string, \\n escapes doubled) and in its code as read."""
+    key = _shaped_keys(random.Random(22))["pkcs8"]  # short enough for a line of code (not "minified")
+    holding, expected = KEY_PLACES[place]
+    raw = notebook_json([("code", "import pandas as pd\n" + holding(key) + "df = pd.read_csv('sales.csv')")])
+    scrubbed, counts = scrub_secrets(raw)
+    assert [line for line in _body_lines(key) if line in scrubbed] == [] and counts == {"private_key": 1}
+    assert notebook_to_python(scrubbed) == notebook_to_python(raw).replace(holding(key), expected)
+    code = notebook_to_python(raw)
+    assert scrub_secrets(code)[0] == code.replace(holding(key), expected)
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "explore.ipynb").write_text(raw)
+    build_corpus(tmp_path / "data", [repo], options=CorpusOptions(valid_fraction=0.0))
+    written = json.loads((tmp_path / "data" / "train.jsonl").read_text().splitlines()[0])["text"]
+    assert [line for line in _body_lines(key) if line in written] == [] and "<PRIVATE_KEY>" in written
+
+
+@pytest.mark.parametrize("last_line", ["Xw==", "AQAB", "=="])
+def test_a_private_key_without_its_end_line_loses_its_short_last_line(last_line):
+    body = _der_base64(random.Random(23), 96)
+    code = f"key = '-----BEGIN PRIVATE KEY-----\\n{body[:64]}\\n{body[64:]}\\n{last_line}\\n'\nx = 1\n"
+    scrubbed, counts = scrub_secrets(code)
+    assert scrubbed == "key = '<PRIVATE_KEY>\\n'\nx = 1\n" and counts == {"private_key": 1}
+
+
+# --------------------------------------------------------------------------- passwords
+
+
+# A literal given to a password-like name is a secret whatever its length.
+SHORT_PASSWORDS = [
+    'password = "{}"',
+    'pw = "{}"',
+    'PASSWORD = "{}"',
+    'db_password: str = "{}"',
+    'passwd = "{}"',
+    'user_pass = "{}"',
+    'secret = "{}"',
+    'conn = psycopg2.connect(host="db", user="etl", password="{}")',
+    'engine = connect(pwd="{}")',
+    'config = {{"user": "etl", "password": "{}"}}',
+    'settings["database"]["password"] = "{}"',
+    'if password == "{}":\n    login()',
+    'def connect(host, password="{}"):\n    return host',
+]
+# Given to a password-like name, and plainly not a secret.
+NOT_PASSWORDS = [
+    'password = ""', 'PASSWORD = "changeme"', 'password = "xxx"', 'password = "<password>"', 'pw = "your_password"',
+    'password = "***"', 'password = "{password}"', 'password = f"{password}"', 'DB_PASSWORD = os.environ["DB_PASSWORD"]',
+    'pwd = os.getenv("DB_PWD")', 'password = os.environ.get("PASSWORD", "")', 'PW = "pw"', 'PASSWORD = "password"',
+    'conn = connect(password="YOUR_PASSWORD_HERE")', 'cfg = {"password": "%(db_password)s"}',
+    'api_key = "abc"',  # not a password: keys and tokens are never this short, so it stands in for one
+]
+
+
+@pytest.mark.parametrize("template", SHORT_PASSWORDS)
+@pytest.mark.parametrize("password", ["abc", "a", "x1!", "Pass@123"])
+def test_a_short_password_is_scrubbed(template, password):
+    code = template.format(password) + "\n"
+    scrubbed, counts = scrub_secrets(code)
+    assert scrubbed == code.replace(f'"{password}"', '"<SECRET>"') and counts == {"assigned_secret": 1}
+    compile(scrubbed, template, "exec")
+
+
+@pytest.mark.parametrize("code", NOT_PASSWORDS)
+def test_a_password_placeholder_is_kept(code):
+    assert scrub_secrets(code + "\n") == (code + "\n", {})
+
+
+def test_a_short_password_in_a_notebook_magic_is_scrubbed():
+    code = notebook_to_python(notebook_json([("code", "%env DB_PASSWORD=abc\nimport pandas as pd")]))
+    scrubbed, counts = scrub_secrets(code)
+    assert "abc" not in scrubbed and counts == {"assigned_secret": 1}

@@ -42,11 +42,12 @@ from ghostframe.trainer.data.secret_formats import (
     scrub_formats,
 )
 from ghostframe.trainer.data.secret_names import (
-    STRONG,
+    WEAK,
     could_be_secret,
     is_code_word,
     looks_secret_in_prose,
     secret_name_strength,
+    strongest,
     value_is_secret,
 )
 
@@ -142,12 +143,12 @@ def _free_text_secret(match: re.Match, shell: bool) -> bool:
     raw, sep = match.group("value"), match.group("sep")
     quoted = len(raw) >= 2 and raw[0] in "'\"" and raw[-1] == raw[0]
     value = raw[1:-1] if quoted else raw
-    if strength != STRONG:
+    if strength == WEAK:
         return value_is_secret(strength, value)
     if quoted or shell:  # "NAME": "value", %env NAME=value, !export NAME=value
-        return could_be_secret(value)
+        return could_be_secret(value, strength)
     if sep == "=":  # NAME=value in a docstring or string: not `token=True`, `token=token`
-        return could_be_secret(value) and not is_code_word(value)
+        return could_be_secret(value, strength) and not is_code_word(value)
     return looks_secret_in_prose(value)  # password: hunter2 (but not password : str)
 
 
@@ -361,7 +362,7 @@ def _token_edits(text: str, tokens: list[tokenize.TokenInfo], counts: Counter) -
         value = _literal_value(list(token.parts))
         given_to = names.names_for(index)
         strengths = [secret_name_strength(name) for name in given_to]
-        strength = STRONG if STRONG in strengths else next((s for s in strengths if s), None)
+        strength = strongest(strengths)
         if value_is_secret(strength, value):
             counts["assigned_secret"] += 1
             edits.append((token.start, token.end, _placeholder_literal(token.parts[0], "assigned_secret")))

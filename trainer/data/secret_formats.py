@@ -56,12 +56,15 @@ TOKEN_FORMATS: dict[str, str] = {
 }
 _TOKENS = re.compile("|".join(f"(?P<{kind}>{pattern})" for kind, pattern in TOKEN_FORMATS.items()))
 
-# A PEM private key, with its END line or (pasted incompletely) without: then the key runs
-# over the base64 lines and header lines that follow, in the file or in a string with \n.
+# A PEM private key, from BEGIN to END (whatever label the END line carries), or, pasted
+# without its END line, over the base64 and header lines that follow and a short last line.
+# Lines break for real, or as \n escapes in a string (\\n once more inside a notebook's JSON).
+_PEM_BREAK = r"(?:\\+[rn]|[ \t\r\n])+"
 _PRIVATE_KEY = re.compile(
-    r"-----BEGIN ((?:[A-Z0-9]+ )*)PRIVATE KEY( BLOCK)?-----"
-    r"(?:[\s\S]{0,20000}?-----END \1PRIVATE KEY\2-----"
-    r"|(?:(?:\\[rn]|[ \t\r\n])+(?:[A-Za-z0-9+/]{8,}={0,2}|[A-Za-z-]+: [^\n\\'\"]+))*)"
+    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    r"(?:[\s\S]{0,20000}?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
+    rf"|(?:{_PEM_BREAK}(?:[A-Za-z0-9+/]{{8,}}={{0,2}}|[A-Za-z-]+: [^\n\\'\"]+))*"
+    rf"(?:{_PEM_BREAK}(?:[A-Za-z0-9+/]{{1,7}}={{0,2}}|={{1,2}})(?=\\|[\r\n'\"]|$))?)"
 )
 _AWS_ACCESS_KEY_ID = re.compile(r"\b(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z0-9]{16}\b")
 _JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")
@@ -150,10 +153,17 @@ def looks_like_token(value: str) -> bool:
     return in_words < 0.9 * letters and shannon_entropy(value) >= 0.8 * math.log2(min(len(value), 64))
 
 
+# Words people leave where a value is to go: changeme, your_password, PUT_KEY_HERE, TODO.
+_STAND_IN_WORDS = re.compile(
+    r"(?i)change_?(?:me|it)|replace_?me|todo|fixme|tbd|none|null|your[\w -]*|(?:enter|insert)[_ -][\w -]*"
+    r"|[\w-]*[_-]here"
+)
+
+
 def is_placeholder(value: str) -> bool:
-    """A stand-in rather than a value: <PASSWORD>, ***, xxxx, ${VAR}, {password}, %(pw)s, $PW."""
+    """A stand-in rather than a value: <PASSWORD>, ***, xxxx, ${VAR}, {password}, %(pw)s, $PW, changeme."""
     value = value.strip()
-    if value.startswith("<") and value.endswith(">"):
+    if (value.startswith("<") and value.endswith(">")) or _STAND_IN_WORDS.fullmatch(value):
         return True
     if set(value) <= {"*", "x", "X", ".", "-", "_", "•"} or any(s in value for s in ("...", "…", "***")):
         return True

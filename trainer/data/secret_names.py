@@ -1,7 +1,10 @@
 """Which names hold secrets, and which values given to them could be one.
 
 A name is split into words (snake_case, camelCase, dotted, dashed) and judged as a whole:
-`db_password`, `AWS_SECRET_ACCESS_KEY`, `X-API-Key`, `apiKey` hold secrets ("strong");
+`db_password`, `pw`, `client_secret` hold a password ("password": any value that is not a
+stand-in counts, however short, since a password is a secret whatever its length);
+`AWS_SECRET_ACCESS_KEY`, `X-API-Key`, `apiKey` hold secrets ("strong": tokens and keys are
+never under 4 characters, so shorter values are stand-ins);
 `signing_key`, `salt`, `auth` may ("weak": only a random-looking value counts); names
 whose last word describes a secret rather than holding one (`token_pattern`,
 `password_field`, `SECRET_ENV_VAR`) and tokenizer vocabulary (`eos_token`, `pad_token`)
@@ -14,8 +17,10 @@ import re
 
 from ghostframe.trainer.data.secret_formats import is_high_entropy, is_placeholder
 
+PASSWORD = "password"
 STRONG = "strong"
 WEAK = "weak"
+_RANK = (PASSWORD, STRONG, WEAK)  # strongest first
 
 _STRONG_WORDS = frozenset({
     "password", "passwd", "pwd", "passphrase", "passcode", "secret", "secrets", "token", "apikey",
@@ -26,7 +31,8 @@ _STRONG_PAIRS = frozenset({
     ("master", "key"), ("encryption", "key"), ("signing", "key"), ("account", "key"), ("app", "key"),
     ("subscription", "key"), ("license", "key"), ("client", "secret"), ("api", "secret"),
 })
-_STRONG_LAST_WORDS = frozenset({"pass", "pw"})  # db_pass, user_pw
+_PASSWORD_WORDS = frozenset({"password", "passwd", "pwd", "passphrase", "passcode", "secret"})
+_PASSWORD_LAST_WORDS = frozenset({"pass", "pw"})  # db_pass, user_pw (but not pass_through)
 _WEAK_WORDS = frozenset({
     "key", "auth", "signature", "sig", "salt", "hmac", "cred", "creds", "dsn", "conn", "sas", "bearer",
 })
@@ -49,6 +55,7 @@ _DESCRIBING_LAST_WORDS = frozenset({
 # Values that name a secret rather than being one: "X-Access-Token", "my_secret_key", "expired_token".
 _SECRET_WORDS_IN_VALUES = frozenset({
     "password", "passwd", "secret", "token", "key", "apikey", "auth", "credential", "credentials", "pwd",
+    "pw", "pass", "passphrase", "passcode",
 })
 # Tokenizer vocabulary: eos_token = "</s>", pad_token = "[PAD]", additional_special_tokens.
 _VOCABULARY_WORDS = frozenset({
@@ -66,7 +73,7 @@ def name_words(name: str) -> list[str]:
 
 
 def secret_name_strength(name: str) -> str | None:
-    """STRONG, WEAK or None for the name a value is given to."""
+    """PASSWORD, STRONG, WEAK or None for the name a value is given to."""
     words = name_words(name)
     if not words or words[-1] in _DESCRIBING_LAST_WORDS:
         return None
@@ -79,20 +86,29 @@ def secret_name_strength(name: str) -> str | None:
             strong = strong or word == "token" or word.endswith("token")
         elif word in _STRONG_WORDS or (before, word) in _STRONG_PAIRS:
             strong = True
-    if strong or words[-1] in _STRONG_LAST_WORDS:
+    if words[-1] in _PASSWORD_LAST_WORDS or (strong and _PASSWORD_WORDS & set(words)):
+        return PASSWORD
+    if strong:
         return STRONG
     if any(word in _WEAK_WORDS for word in words):
         return WEAK
     return None
 
 
-def could_be_secret(value: str) -> bool:
-    """A value given to a strong secret name that is worth hiding: not empty, a stand-in or a sentence."""
+def strongest(strengths: list[str | None]) -> str | None:
+    """The strongest of the strengths of the names one value is given to (None if none is a secret name)."""
+    return next((strength for strength in _RANK if strength in strengths), None)
+
+
+def could_be_secret(value: str, strength: str = STRONG) -> bool:
+    """A value given to a PASSWORD or STRONG name that is worth hiding: not empty, a stand-in, a
+    label or a sentence (and, for a STRONG name, 4 characters or more)."""
     stripped = value.strip()
-    if len(stripped) < 4 or is_placeholder(stripped):
+    if not stripped or is_placeholder(stripped) or (strength != PASSWORD and len(stripped) < 4):
         return False
-    if _SECRET_WORDS_IN_VALUES & set(name_words(stripped)):
-        return False  # names a secret ("X-Access-Token", "my_secret_key"): a label or an example
+    words = name_words(stripped)
+    if all(word.isalpha() for word in words) and _SECRET_WORDS_IN_VALUES & set(words):
+        return False  # names a secret ("X-Access-Token", "my_secret_key", "pw"): a label or an example
     return len(stripped.split()) <= 3
 
 
@@ -112,8 +128,8 @@ def looks_secret_in_prose(value: str) -> bool:
 
 
 def value_is_secret(strength: str | None, value: str) -> bool:
-    if strength == STRONG:
-        return could_be_secret(value)
+    if strength in (PASSWORD, STRONG):
+        return could_be_secret(value, strength)
     if strength == WEAK:
         return is_high_entropy(value.strip())
     return False
