@@ -189,7 +189,8 @@ class Soak:
 
     def change_settings(self, cycle: int) -> None:
         """Settings an editor changes while working (none of them reloads the model)."""
-        settings = {"multiline": cycle % 2 == 0, "maxNewTokens": self.args.max_new_tokens - (cycle % 2) * 8}
+        settings = {"multiline": cycle % 2 == 0,
+                    "maxNewTokens": max(1, self.args.max_new_tokens - (cycle % 2) * 8)}  # never an invalid value
         self.client.workspace_did_change_configuration(types.DidChangeConfigurationParams(
             settings={"ghostframe": settings}))
 
@@ -198,7 +199,7 @@ class Soak:
         baseline = None
         cycle = 0
         order = list(range(len(files)))
-        while self.time_left():
+        while self.time_left() and (self.args.cycles is None or cycle < self.args.cycles):
             self.rng.shuffle(order)
             self.change_settings(cycle)
             await self.notebook(files[order[0]], cycle)
@@ -290,6 +291,8 @@ async def soak(args: argparse.Namespace) -> int:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--minutes", type=float, default=30.0, help="how long to run (default 30)")
+    parser.add_argument("--cycles", type=int, help="stop after this many cycles (a notebook and --files-per-cycle "
+                        "files each), even before --minutes: the same work on any machine")
     parser.add_argument("--corpus", help="a folder whose .py files are typed in (default: the imbalanced-learn "
                         f"sources from ../shared/corpora/fetch.sh when present at {DEFAULT_CORPUS})")
     parser.add_argument("--files-per-cycle", type=int, default=20, help="files typed in between notebook rounds")
