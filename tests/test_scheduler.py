@@ -170,7 +170,7 @@ async def test_the_next_line_is_computed_ahead_and_answers_after_accepting_and_e
     assert (ahead.ctx, ahead.document) == (following, DOC) and scheduler.in_flight == 1
     # the user accepted and pressed Enter while it runs: the request waits for it, no new generation
     request = asyncio.ensure_future(scheduler.suggest(DOC, following, LIMITS))
-    await engine.made(1, 0)  # a suspension: the request has reached the look-ahead before any token
+    await engine.made(1, 0)  # this wait lets the request run up to the look-ahead it awaits, before any token
     engine.grant(LIMITS.max_new_tokens)
     answer = await request
     assert answer.from_look_ahead and answer.completion.text == "suggestion 1"
