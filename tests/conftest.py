@@ -26,6 +26,8 @@ OTHER_TINY_MODEL = build_random_model(_ROOT / "tiny-seed1", seed=1)
 # The tiny Llama and Qwen2 as GGUF files for the llama.cpp engine, with their own Hugging Face folders
 TINY_GGUF, TINY_GGUF_HF = build_random_gguf(_ROOT / "tiny-gguf", "tiny")
 TINY_QWEN2_GGUF, TINY_QWEN2_GGUF_HF = build_random_gguf(_ROOT / "tiny-qwen2-gguf", "tiny-qwen2")
+# The tiny model each engine serves (a GGUF on the CPU runs on llama.cpp), for tests that must hold on both
+ENGINE_MODELS = {"torch": TINY_MODEL, "llama.cpp": TINY_GGUF}
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,6 +87,22 @@ async def initialize(client: LanguageClient, settings: dict | None = None,
 async def status(client: LanguageClient) -> dict:
     result = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="ghostframe.status"))
     return result._asdict() if hasattr(result, "_asdict") else dict(result)
+
+
+async def poll_status(client: LanguageClient, predicate, what: str, timeout: float = 120) -> dict:
+    """The first `ghostframe.status` for which `predicate` holds, asked every 50 ms; TimeoutError naming
+    `what` after `timeout` seconds. For facts the server does not announce (warmed tokens, work in flight)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate(current := await status(client)):
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"after {timeout} s still not {what}: {current}")
+        await asyncio.sleep(0.05)
+    return current
+
+
+async def wait_for_warm(client: LanguageClient, tokens: int) -> dict:
+    """Wait until the server has warmed `tokens` prompt tokens in all (the status counts them)."""
+    return await poll_status(client, lambda current: current["warmedTokens"] >= tokens, f"{tokens} tokens warmed")
 
 
 async def wait_until(client: LanguageClient, states=("ready",), timeout: float = 180) -> dict:
@@ -190,11 +208,11 @@ class RawServer:
     library would send (damaged frames, requests out of order). Its stdout is parsed strictly:
     anything that is not an LSP frame fails the test."""
 
-    def __init__(self, *args: str):
+    def __init__(self, *args: str, model: Path = TINY_MODEL):
         import subprocess
         import threading
 
-        self.proc = subprocess.Popen(server_command("--model", str(TINY_MODEL), *args),
+        self.proc = subprocess.Popen(server_command("--model", str(model), *args),
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.messages: list[dict] = []
         self.garbage: bytes | None = None  # the first stdout bytes that were no LSP frame
@@ -251,6 +269,11 @@ class RawServer:
         assert message is not None, f"no such message (server exited: {self.proc.poll()}); got {self.messages[-5:]}"
         return message
 
+    def null_id_errors(self) -> list[dict]:
+        """The error answers sent with "id": null (to messages whose own id could not be echoed)."""
+        with self._arrived:
+            return [m for m in self.messages if "error" in m and "id" in m and m["id"] is None]
+
     def initialize(self, capabilities: dict | None = None, **init) -> dict:
         result = self.request(1, "initialize", {"processId": None, "capabilities": capabilities or {}, **init})
         self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
@@ -287,13 +310,19 @@ def raw_server():
     """A fresh server per test, spoken to in raw bytes; killed if the test leaves it running."""
     servers = []
 
-    def start(*args: str) -> RawServer:
-        servers.append(RawServer(*args))
+    def start(*args: str, model: Path = TINY_MODEL) -> RawServer:
+        servers.append(RawServer(*args, model=model))
         return servers[-1]
 
     yield start
     for server in servers:
         server.kill()
+
+
+@pytest.fixture(params=sorted(ENGINE_MODELS))
+def engine_model(request) -> Path:
+    """The tiny model of each engine in turn: a test that takes it runs once per engine."""
+    return ENGINE_MODELS[request.param]
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=server_command("--model", str(TINY_MODEL))))

@@ -70,3 +70,15 @@ def test_endless_junk_is_a_lost_stream(monkeypatch):
     with pytest.raises(StreamLost):
         for _ in range(100):
             parser.feed(b"x" * 1000)
+
+
+@pytest.mark.parametrize("size", [1, 5, 64, 100_000])
+def test_damaged_frames_one_after_another_each_report_their_id(size):
+    """A damaged frame right after another one is reported with its own id (before, the skip
+    over the first one ran on to the next valid header and swallowed the second)."""
+    stream = (b"Content-Length: x1\r\n\r\n" + body(1) + b"Content-Length: abc\r\n\r\n" + body(2)
+              + b"Content-Type: application/vscode-jsonrpc\r\n\r\n" + body(3)
+              + b"Content-Length: 9x\r\nContent-Type: application/vscode-jsonrpc\r\n\r\n" + body(4) + GOOD)
+    events = feed_in_pieces(stream, size)
+    assert [e.request_id for e in events if isinstance(e, Damaged) and e.request_id is not None] == [1, 2, 3, 4]
+    assert [e.body for e in events if isinstance(e, Message)] == [GOOD.split(b"\r\n\r\n", 1)[1]]

@@ -11,6 +11,7 @@ from lsprotocol import types
 
 from conftest import deliver, in_process_server, inline, open_document
 from ghostframe.server.inference import text
+from ghostframe.server.inference.engine import Limits
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.lsp.documents import context_at
 
@@ -117,6 +118,42 @@ async def test_completion_after_a_form_feed_uses_the_lsp_line(client, tiny_engin
     cursor = (2, start[1] + 4)
     offset = reference_offset(expected_source, *cursor)
     expected = tiny_engine.complete(CompletionContext(expected_source[:offset], expected_source[offset:]),
-                                    8, 1024, True).text
+                                    Limits(max_new_tokens=8, max_prompt_tokens=1024, multiline=True)).text
     assert expected
     assert [item.insert_text for item in await inline(client, uri, *cursor)] == [expected]
+
+
+ASTRAL_LINE = 'label = "😀'  # 😀 is two UTF-16 code units (a surrogate pair), four UTF-8 bytes
+
+
+@pytest.mark.parametrize("encoding, inside, start", [("utf-16", [10], 9), ("utf-8", [10, 11, 12], 9)])
+def test_a_column_inside_a_character_means_its_start(encoding, inside, start):
+    """Before the fix such a column moved past the character (the prompt held the character the
+    cursor had not reached)."""
+    source = ASTRAL_LINE + "\nx = 1"
+    for character in inside:
+        assert text.offset_at(source, 0, character, encoding, strict=True) == start
+        assert text.apply_change(source, (0, character), (0, character), "#", encoding) == \
+            source[:start] + "#" + source[start:]
+    end_of_pair = start + (2 if encoding == "utf-16" else 4)
+    assert text.offset_at(source, 0, end_of_pair, encoding) == start + 1  # just after the character
+
+
+def test_context_inside_a_surrogate_pair_in_a_document_and_a_notebook_cell():
+    """Every place a request's position is converted (a plain document, a notebook cell after
+    the cells above) splits at the character's start: no half character, no U+FFFD."""
+    ls = in_process_server()
+    uri, notebook, cells = "file:///work/astral.py", "file:///work/astral.ipynb", ["a = 1", ASTRAL_LINE]
+    cell_uris = [f"vscode-notebook-cell:/work/astral.ipynb#W{i}" for i in range(len(cells))]
+    deliver(ls, {"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {
+        "textDocument": {"uri": uri, "languageId": "python", "version": 1, "text": ASTRAL_LINE}}})
+    deliver(ls, {"jsonrpc": "2.0", "method": "notebookDocument/didOpen", "params": {
+        "notebookDocument": {"uri": notebook, "notebookType": "jupyter-notebook", "version": 1,
+                             "cells": [{"kind": 2, "document": cell} for cell in cell_uris]},
+        "cellTextDocuments": [{"uri": cell, "languageId": "python", "version": 1, "text": source}
+                              for cell, source in zip(cell_uris, cells)]}})
+    for where, above in ((uri, ""), (cell_uris[1], "a = 1\n\n")):
+        inside = context_at(ls.workspace, where, types.Position(line=0, character=10))
+        assert (inside.before, inside.after) == (above + 'label = "', "😀")
+        assert "\ufffd" not in inside.before + inside.after
+        assert not any(0xD800 <= ord(c) <= 0xDFFF for c in inside.before + inside.after)

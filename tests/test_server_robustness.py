@@ -9,6 +9,7 @@ from lsprotocol import types
 
 from conftest import (TINY_MODEL, OTHER_TINY_MODEL, frame, inline, make_adapter, open_document, status, wait_for_status,
                       wait_until)
+from ghostframe.server.inference.engine import Limits
 from ghostframe.server.inference.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"
@@ -57,7 +58,8 @@ async def test_ten_megabyte_document(client, tiny_engine):
     open_document(client, uri, body + "result = df.")
     lines = body.count("\n")
     items = await asyncio.wait_for(inline(client, uri, lines, len("result = df.")), timeout=60)
-    expected = tiny_engine.complete(CompletionContext(body + "result = df.", ""), 8, 1024, True).text
+    expected = tiny_engine.complete(CompletionContext(body + "result = df.", ""),
+                                    Limits(max_new_tokens=8, max_prompt_tokens=1024, multiline=True)).text
     assert [item.insert_text for item in items] == ([expected] if expected else [])
     await still_serves(client)
 
@@ -67,13 +69,37 @@ async def test_lone_surrogates_in_text_do_not_break_completion(client, tiny_engi
     text = "name = '\udcff'\ndf = pd."
     open_document(client, uri, text)
     items = await inline(client, uri, 1, len("df = pd."))
-    expected = tiny_engine.complete(CompletionContext(text, ""), 8, 1024, True).text
+    expected = tiny_engine.complete(CompletionContext(text, ""),
+                                    Limits(max_new_tokens=8, max_prompt_tokens=1024, multiline=True)).text
     assert [item.insert_text for item in items] == ([expected] if expected else [])
     await still_serves(client)
 
 
-def test_non_utf8_and_malformed_messages_are_answered(raw_server):
-    server = raw_server()
+def test_a_position_inside_a_surrogate_pair_is_the_characters_start(raw_server, engine_model):
+    """Column 10 of `label = "😀` falls between the two UTF-16 halves of 😀: it is answered as
+    column 9, the character's start. Before the fix it was taken as column 11, the prompt held
+    the character and the answer was a run of U+FFFD."""
+    server = raw_server(model=engine_model)
+    server.initialize()
+    assert server.wait_ready()["state"] == "ready"
+    uri = "file:///work/astral.py"
+    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "python", "version": 1, "text": 'label = "😀'}}})
+
+    def suggestions(msg_id: int, character: int) -> list[str]:
+        answer = server.request(msg_id, "textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": 0, "character": character},
+            "context": {"triggerKind": 2}})
+        return [item["insertText"] for item in answer["result"]]
+
+    at_start = suggestions(2, 9)
+    inside = suggestions(3, 10)
+    assert inside == at_start
+    assert not any("\ufffd" in suggestion for suggestion in inside)
+
+
+def test_non_utf8_and_malformed_messages_are_answered(raw_server, engine_model):
+    server = raw_server(model=engine_model)
     server.initialize()
     server.send(frame(b'{"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": "\xff\xfe"}'),
                 frame(b'{"jsonrpc": "2.0", "id": 99000, "method": "shutdown", "params": "\xff"}'),

@@ -39,14 +39,19 @@ def column_units(line: str, encoding: str = "utf-16") -> int:
 
 
 def _chars_for_units(line: str, units: int, encoding: str) -> int:
-    """Characters of `line` that `units` code units cover (a column inside a character moves past it)."""
+    """Characters of `line` that `units` code units cover.
+
+    A column inside a character (between the two halves of a UTF-16 surrogate pair, or inside
+    a UTF-8 sequence) means that character's start: a Python string cannot be split there, and
+    the start is where an editor draws a cursor that lands on the character.
+    """
     if line.isascii() or encoding == "utf-32":
         return min(units, len(line))
     seen = 0
     for index, char in enumerate(line):
-        if seen >= units:
-            return index
         seen += _units(char, encoding)
+        if seen > units:
+            return index
     return len(line)
 
 

@@ -5,7 +5,9 @@ a body cut short, it glues the following bytes to the wrong frame and never answ
 This parser resynchronises instead, on the next `Content-Length: <n>\\r\\n`. Such a header
 can never occur inside a valid JSON body (a raw line break is not allowed inside a JSON
 string, and the word is no JSON token outside one), so finding one inside a body proves
-that body was cut short.
+that body was cut short. While skipping a damaged frame it also stops at a damaged header
+line (`Content-Length: abc`, a lone `Content-Type`), so that a damaged frame right after
+another is reported, with its id, rather than swallowed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import re
 from dataclasses import dataclass
 
 HEADER = re.compile(rb"Content-Length:[ \t]*\d+[ \t]*\r\n", re.IGNORECASE)
+# A header line LSP names, valid or not: after a damaged frame, the next frame may begin there
+ANY_HEADER_LINE = re.compile(rb"Content-(?:Length|Type):[^\r\n]{0,200}\r\n", re.IGNORECASE)
+HEADER_LOOKBACK = 256  # skipped bytes kept, so that a header split across two reads is still found
 HEADER_END = b"\r\n\r\n"
 PARTIAL_HEADER_AT_END = re.compile(rb"Content-Length:[ \t]*\d*[ \t]*\r?\Z", re.IGNORECASE)
 # The id of a request whose frame or JSON was damaged, when it can still be read at its start.
@@ -129,7 +134,7 @@ class FrameParser:
 
     def _skip_junk(self, events: list) -> bool:
         skip = self._skip
-        found = HEADER.search(self._buffer, skip.search_from)
+        found = self._next_header(skip)
         end = found.start() if found else len(self._buffer)
         if not skip.reported:
             junk = self._buffer[skip.junk_from:end] if skip.junk_from is not None else b""
@@ -139,8 +144,8 @@ class FrameParser:
             del self._buffer[:found.start()]
             self._skip = None
             return True
-        keep = 64 if skip.reported else len(self._buffer) - (skip.junk_from or 0)  # a header may straddle reads
-        drop = max(0, len(self._buffer) - max(keep, 64))
+        keep = HEADER_LOOKBACK if skip.reported else len(self._buffer) - (skip.junk_from or 0)
+        drop = max(0, len(self._buffer) - max(keep, HEADER_LOOKBACK))
         del self._buffer[:drop]
         skip.skipped += drop
         skip.search_from = 0
@@ -149,6 +154,12 @@ class FrameParser:
         if skip.skipped > MAX_JUNK_BYTES:
             raise StreamLost(f"{skip.skipped} bytes arrived without a valid LSP header")
         return False
+
+    def _next_header(self, skip: _Skip) -> re.Match | None:
+        """The next valid header, or the next header line after the damaged frame's own header block."""
+        valid = HEADER.search(self._buffer, skip.search_from)
+        damaged = ANY_HEADER_LINE.search(self._buffer, max(skip.search_from, skip.junk_from or 0))
+        return min(filter(None, (valid, damaged)), key=re.Match.start, default=None)
 
     def _header(self, events: list) -> bool:
         end = self._buffer.find(HEADER_END)

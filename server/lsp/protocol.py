@@ -3,6 +3,10 @@
 What pygls 2 does not do, and this class does:
 - a request whose params do not deserialize is answered InvalidParams (pygls only logs it,
   so the editor waits forever); a message that is no request gets InvalidRequest;
+- every message that carries an id is answered, as JSON-RPC 2.0 asks: an id that is no
+  integer or string (`{"a": 1}`, `1.5`, `true`, `null`: LSP allows only integer | string)
+  gets InvalidRequest with `"id": null`, since its own id cannot be echoed; an LSP
+  notification's method sent with an id gets MethodNotFound (see `_notification_with_id`);
 - before `initialize` a request gets ServerNotInitialized (-32002) and a notification is
   dropped; after `shutdown` a request gets InvalidRequest;
 - `exit` ends the serving loop with code 0 after `shutdown`, 1 without (pygls's own
@@ -17,12 +21,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import attrs
 import cattrs
 from lsprotocol import types
 from pygls.exceptions import (
     JsonRpcException,
     JsonRpcInvalidParams,
     JsonRpcInvalidRequest,
+    JsonRpcMethodNotFound,
     JsonRpcParseError,
     JsonRpcServerNotInitialized,
 )
@@ -35,16 +41,24 @@ from ghostframe.server.lsp.workspace import LspWorkspace
 log = logging.getLogger("ghostframe.server")
 
 ALWAYS_ALLOWED = {types.INITIALIZE, types.EXIT}
+# LSP's notifications (either direction): their lsprotocol message class has no id.
+NOTIFICATION_METHODS = frozenset(method for method, (message, *_) in types.METHOD_TO_TYPES.items()
+                                 if "id" not in attrs.fields_dict(message))
 
 
 @dataclass
 class Refused:
-    """A message that could not be turned into a typed LSP message, and the error to answer."""
+    """A message that could not be turned into a typed LSP message, and the error to answer.
+
+    `answer`: the message carried an id, so it gets this error as its response (with
+    `"id": null` when `request_id` is None: its id was no valid id, or it was no object).
+    """
 
     request_id: int | str | None
     method: str | None
     error: JsonRpcException
     is_response: bool = False
+    answer: bool = False
 
 
 def _usable_id(value: Any) -> bool:
@@ -83,22 +97,44 @@ class GhostframeProtocol(LanguageServerProtocol):
 
     def structure_message(self, data: Any):
         """A typed message, or a Refused saying what to answer (never an exception)."""
-        if not isinstance(data, dict):
-            return Refused(None, None, JsonRpcInvalidRequest(f"expected a JSON object, got {type(data).__name__}"))
+        if not isinstance(data, dict):  # JSON-RPC answers a non-object with "id": null
+            return Refused(None, None, JsonRpcInvalidRequest(f"expected a JSON object, got {type(data).__name__}"),
+                           answer=True)
         request_id, method = data.get("id"), data.get("method")
+        has_id, is_response = "id" in data, "method" not in data and ("result" in data or "error" in data)
+        if has_id and not _usable_id(request_id):
+            if is_response:  # a response is never answered; a client's reply with "id": null is legal
+                return Refused(None, None, JsonRpcInvalidRequest('a response whose "id" is no request of ours'), True)
+            return Refused(None, method if isinstance(method, str) else None, JsonRpcInvalidRequest(
+                f'"id" must be an integer or a string, not {json.dumps(request_id)[:40]}'), answer=True)
+        answer = has_id and not is_response
         if data.get("jsonrpc") != self.VERSION:
-            return Refused(request_id, None, JsonRpcInvalidRequest('"jsonrpc" must be "2.0"'))
+            return Refused(request_id, None, JsonRpcInvalidRequest('"jsonrpc" must be "2.0"'), answer=answer)
         if "method" in data and not isinstance(method, str):
-            return Refused(request_id, None, JsonRpcInvalidRequest('"method" must be a string'))
-        if "id" in data and data["id"] is not None and not _usable_id(data["id"]):
-            return Refused(None, method, JsonRpcInvalidRequest('"id" must be a number or a string'))
+            return Refused(request_id, None, JsonRpcInvalidRequest('"method" must be a string'), answer=answer)
+        if has_id and method in NOTIFICATION_METHODS:
+            return self._notification_with_id(request_id, method)
         try:
             return self._converter.structure(data, self._message_type(data))
         except Exception as exc:  # pygls would log a traceback and answer nothing
             why = _why(exc)
             if method is None:
                 return Refused(request_id, None, JsonRpcInvalidRequest(f"malformed response: {why}"), True)
-            return Refused(request_id, method, JsonRpcInvalidParams(f"invalid params for {method}: {why}"))
+            return Refused(request_id, method, JsonRpcInvalidParams(f"invalid params for {method}: {why}"),
+                           answer=answer)
+
+    @staticmethod
+    def _notification_with_id(request_id: int | str, method: str) -> Refused:
+        """An LSP notification's method sent as a request (with an id): refused, not applied.
+
+        JSON-RPC answers every message with an id, and an error answer tells the client that
+        nothing happened, so the notification's effect is not applied (a document is not
+        opened, a request is not cancelled, `exit` does not exit). The code is MethodNotFound,
+        as vscode-jsonrpc answers a request for a method it has no request handler for: LSP
+        defines no request of that name. The message says how to send it instead.
+        """
+        return Refused(request_id, method, JsonRpcMethodNotFound(
+            f"{method} is a notification in LSP: send it without an id (it was not applied)"), answer=True)
 
     def _message_type(self, data: dict) -> type:
         """The lsprotocol class for a message, as pygls picks it (its generic ones for unknown methods)."""
@@ -139,12 +175,15 @@ class GhostframeProtocol(LanguageServerProtocol):
         if refused.is_response:
             if (future := self._request_futures.pop(refused.request_id, None)) is not None:
                 future.set_exception(refused.error)
-        elif refused.request_id is not None and refused.method != types.EXIT:
+        elif refused.answer:
             self._answer_error(refused.request_id, refused.error)
-        elif refused.method == types.EXIT:
+        elif refused.method == types.EXIT:  # an exit notification with malformed params still exits
             self.lsp_exit_now()
 
     def _answer_error(self, request_id, error: JsonRpcException) -> None:
+        if request_id is None:  # lsprotocol's ResponseErrorMessage would leave the null id out
+            self._send_data({"jsonrpc": self.VERSION, "id": None, "error": error.to_response_error()})
+            return
         self._send_response(request_id, error=error.to_response_error())
 
     # --- lifecycle ----------------------------------------------------------------------
