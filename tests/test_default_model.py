@@ -29,7 +29,7 @@ def test_complete_example_prints_a_real_completion():
 
 
 def test_default_model_loads_and_completes_pandas():
-    from ghostframe.server.inference.engine import TorchEngine
+    from ghostframe.server.inference.engine import Limits, TorchEngine
     from ghostframe.server.inference.model_loading import load_model
     from ghostframe.server.inference.prompt import CompletionContext
 
@@ -37,6 +37,7 @@ def test_default_model_loads_and_completes_pandas():
     assert loaded.model.config.num_hidden_layers == 30 and loaded.model.config.hidden_size == 576
     assert loaded.model.dtype.is_floating_point and loaded.model.dtype.itemsize == 4
     completion = TorchEngine(loaded).complete(
-        CompletionContext("import pandas as pd\n\ndf = pd.read_csv('sales.csv')\nprint(df.", ")\n"), 16, 1024, True)
+        CompletionContext("import pandas as pd\n\ndf = pd.read_csv('sales.csv')\nprint(df.", ")\n"),
+        Limits(max_new_tokens=16, max_prompt_tokens=1024, multiline=True))
     assert completion.text and "\n" not in completion.text
     assert completion.new_tokens >= 1

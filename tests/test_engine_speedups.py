@@ -1,13 +1,15 @@
-"""Every speed-up gives the plain path's greedy output, and actually engages."""
+"""The torch engine's own speed-ups give the reference's greedy output (the shared ones, the reused
+cache, warming and typed-through answers, are tests/test_engine_contract.py's)."""
 
 from __future__ import annotations
 
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
+from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.reference_engine import ReferenceEngine
 from ghostframe.server.tools.terminal_cli import example_path
 
 
@@ -24,46 +26,24 @@ def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
 
 
 @pytest.mark.parametrize("options", [
-    SpeedOptions(typed_through=False),
     SpeedOptions(typed_through=False, prefix_cache=False),
     SpeedOptions(typed_through=False, prompt_lookup=True),
-], ids=["reused-cache", "no-cache", "prompt-lookup"])
-def test_fast_paths_equal_plain_generate(loaded, options):
-    plain = TorchEngine(loaded, SpeedOptions(plain=True))
+], ids=["no-cache", "prompt-lookup"])
+def test_fast_paths_equal_the_reference(loaded, options):
+    reference = ReferenceEngine(loaded)
     fast = TorchEngine(loaded, options)
     reused = []
     for ctx in typing_states():
         for max_new in (6, 24):
-            want = plain.complete(ctx, max_new, 256, True)
-            got = fast.complete(ctx, max_new, 256, True, document="file:///doc.py")
+            limits = Limits(max_new_tokens=max_new, max_prompt_tokens=256, multiline=True)
+            want = reference.complete(ctx, limits)
+            got = fast.complete(ctx, limits, document="file:///doc.py")
             assert got.text == want.text and got.new_tokens == want.new_tokens
             reused.append(got.reused_tokens)
     if options.prefix_cache:
         assert sum(r > 0 for r in reused) >= len(reused) - 1  # all but the very first request reuse
     else:
         assert not any(reused)
-
-
-def test_typed_through_answers_without_the_model(loaded):
-    engine = TorchEngine(loaded)
-    ctx = CompletionContext("score = model.score(", "")
-    first = engine.complete(ctx, 12, 256, True, document="d")
-    assert len(first.text) > 2 and first.new_tokens > 0
-    typed = first.text[:2]
-    again = engine.complete(CompletionContext(ctx.before + typed, ""), 12, 256, True, document="d")
-    assert again.typed_through and again.new_tokens == 0 and again.text == first.text[2:]
-    other = "#" if first.text[2] != "#" else "@"
-    diverged = engine.complete(CompletionContext(ctx.before + typed + other, ""), 12, 256, True, document="d")
-    assert not diverged.typed_through and diverged.new_tokens > 0
-
-
-def test_prefix_cache_is_bounded_and_forgets_closed_documents(loaded):
-    engine = TorchEngine(loaded, max_cached_documents=2)
-    for name in ("a", "b", "c"):
-        engine.complete(CompletionContext(f"{name} = df.", ""), 4, 256, True, document=name)
-    assert len(engine.prefix_cache) == 2
-    engine.forget("c")
-    assert len(engine.prefix_cache) == 1
 
 
 def test_an_unknown_document_has_no_cache():

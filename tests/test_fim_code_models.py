@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
+from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine, make_engine
+from ghostframe.server.inference.reference_engine import ReferenceEngine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt
 from ghostframe.server.testing.random_model import QWEN2_SPECIAL_TOKENS, build_random_model
@@ -81,8 +82,9 @@ def test_a_special_token_ends_the_suggestion_and_its_text_never_shows(qwen2, nam
     tok = loaded.tokenizer
     first, second = tok(" price", add_special_tokens=False)["input_ids"][0], tok(" sum", add_special_tokens=False)["input_ids"][0]
     _force_chain(loaded.model, {first: second, second: tok.convert_tokens_to_ids(name)}, otherwise=first)
-    engine = TorchEngine(loaded, SpeedOptions(plain=plain, typed_through=False, warm=False))
-    done = engine.complete(CompletionContext(BEFORE, AFTER), 12, 256, False, document="a")
+    engine = make_engine(loaded, SpeedOptions(plain=plain, typed_through=False, warm=False))
+    done = engine.complete(CompletionContext(BEFORE, AFTER), Limits(max_new_tokens=12, max_prompt_tokens=256,
+                                                                     multiline=False), document="a")
     assert done.text == tok.decode([first, second]).rstrip()  # the special token ended it, unseen
     assert done.new_tokens <= 3
 
@@ -103,15 +105,16 @@ def _suppress(model, token_ids: list[int]) -> None:
 def test_fast_path_equals_plain_generate_on_the_code_model_with_fim(qwen2, precision):
     loaded = load_model(str(qwen2), device="cpu", precision=precision)
     _suppress(loaded.model, loaded.stop_token_ids)
-    plain = TorchEngine(loaded, SpeedOptions(plain=True))
+    plain = ReferenceEngine(loaded)
     fast = TorchEngine(loaded, SpeedOptions(typed_through=False, warm=False))
     text = BEFORE + "price"
     produced, reused = 0, 0
     for cut in range(len(text) - 6, len(text) + 1):
         ctx = CompletionContext(text[:cut], AFTER)
         for max_new in (4, 16):
-            want = plain.complete(ctx, max_new, 256, True)
-            got = fast.complete(ctx, max_new, 256, True, document="file:///doc.py")
+            limits = Limits(max_new_tokens=max_new, max_prompt_tokens=256, multiline=True)
+            want = plain.complete(ctx, limits)
+            got = fast.complete(ctx, limits, document="file:///doc.py")
             assert (got.text, got.new_tokens) == (want.text, want.new_tokens)
             produced += want.new_tokens
             reused += got.reused_tokens > 0

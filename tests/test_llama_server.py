@@ -12,7 +12,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
 from conftest import TINY_GGUF, initialize, inline, open_document, server_command, status, wait_until
-from ghostframe.server.inference.engine import SpeedOptions
+from ghostframe.server.inference.engine import Limits, SpeedOptions
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.lsp.documents import context_after_accepting
 
@@ -52,7 +52,8 @@ async def test_answers_are_the_engines(client, engine):
     for line in (2, 3, 5):
         got = await inline(client, uri, line, len(lines[line]))
         before = "\n".join(lines[:line] + [lines[line]])
-        want = engine.complete(CompletionContext(before, "\n" + "\n".join(lines[line + 1:])), 8, 1024, False).text
+        want = engine.complete(CompletionContext(before, "\n" + "\n".join(lines[line + 1:])),
+                               Limits(max_new_tokens=8, max_prompt_tokens=1024, multiline=False)).text
         assert (got[0].insert_text if got else "") == want
 
 

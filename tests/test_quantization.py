@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL, make_adapter
-from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
+from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine
+from ghostframe.server.inference.reference_engine import ReferenceEngine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.quantization import is_int8
@@ -43,12 +44,13 @@ def test_cpu_int8_quantizes_every_linear_layer_and_stays_close_to_float32(float3
 
 
 def test_speed_ups_stay_exact_on_int8_weights(int8):
-    plain = TorchEngine(int8, SpeedOptions(plain=True))
+    plain = ReferenceEngine(int8)
     fast = TorchEngine(int8, SpeedOptions(typed_through=False))
     text = example_path().read_text().rstrip()
     for cut in range(len(text) - 6, len(text) + 1):
         ctx = CompletionContext(text[:cut], "\n")
-        assert fast.complete(ctx, 16, 256, True, document="d").text == plain.complete(ctx, 16, 256, True).text
+        limits = Limits(max_new_tokens=16, max_prompt_tokens=256, multiline=True)
+        assert fast.complete(ctx, limits, document="d").text == plain.complete(ctx, limits).text
 
 
 def test_merged_adapter_computes_what_the_unmerged_adapter_does(float32, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from lsprotocol import types
 
 from conftest import inline, open_document, status, wait_for_status
+from ghostframe.server.inference.engine import Limits
 from ghostframe.server.inference.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\ntotal = df['amount'].\n"
@@ -42,7 +43,8 @@ async def test_inline_completion_after_incremental_change(client, tiny_engine):
     text_after_edit = SOURCE.replace("df['amount'].", "df['amount'].sum(")
     offset = text_after_edit.index("sum(") + 4
     expected = tiny_engine.complete(
-        CompletionContext(text_after_edit[:offset], text_after_edit[offset:]), 8, 1024, True).text
+        CompletionContext(text_after_edit[:offset], text_after_edit[offset:]),
+        Limits(max_new_tokens=8, max_prompt_tokens=1024, multiline=True)).text
     assert expected, "the tiny model should suggest something here"
     assert len(items) == 1
     assert items[0].insert_text == expected
@@ -67,7 +69,8 @@ async def test_notebook_cell_sees_cells_above(client, tiny_engine):
     ))
     items = await inline(client, cell_uris[2], 0, len(cells[2]))
     # The markdown cell is not code; the code cell above is.
-    expected = tiny_engine.complete(CompletionContext(cells[0] + "\n\n" + cells[2], ""), 8, 1024, True).text
+    expected = tiny_engine.complete(CompletionContext(cells[0] + "\n\n" + cells[2], ""),
+                                    Limits(max_new_tokens=8, max_prompt_tokens=1024, multiline=True)).text
     assert expected
     assert [item.insert_text for item in items] == [expected]
 

@@ -48,15 +48,16 @@ async def test_server_answers_an_inline_completion_with_the_adapter(trained, tmp
     assert status["state"] == "ready", status
     assert Path(status["adapter"]) == adapter.resolve()
     # The server's answer is the trained model's: the same engine in this process, base + adapter.
-    from ghostframe.server.inference.engine import TorchEngine
+    from ghostframe.server.inference.engine import Limits, TorchEngine
     from ghostframe.server.inference.model_loading import load_model
     from ghostframe.server.inference.prompt import CompletionContext
     from ghostframe.server.lsp.settings import Settings
 
     settings = Settings()
     engine = TorchEngine(load_model(str(tiny), str(adapter), device="cpu"))
-    expected = engine.complete(CompletionContext(DOCUMENT, ""), settings.max_new_tokens,
-                               settings.max_prompt_tokens, settings.multiline).text
+    expected = engine.complete(CompletionContext(DOCUMENT, ""), Limits(
+        max_new_tokens=settings.max_new_tokens, max_prompt_tokens=settings.max_prompt_tokens,
+        multiline=settings.multiline)).text
     assert text == expected
 
 

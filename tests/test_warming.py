@@ -13,12 +13,17 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.inference.engine import TorchEngine, SpeedOptions
+from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine
 from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.reference_engine import ReferenceEngine
 from ghostframe.server.inference.warming import Warmer, WarmTarget
 from ghostframe.server.tools.terminal_cli import example_path
 
 TEXT = example_path().read_text().rstrip()
+
+
+def limits(max_new_tokens: int, max_prompt_tokens: int = 256) -> Limits:
+    return Limits(max_new_tokens=max_new_tokens, max_prompt_tokens=max_prompt_tokens, multiline=True)
 
 
 @pytest.fixture(scope="module")
@@ -37,41 +42,22 @@ def warm_fully(engine: TorchEngine, document: str, ctx: CompletionContext, chunk
     return steps
 
 
-def test_a_warm_cache_is_used_by_the_next_request(loaded):
-    engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
-    ctx = CompletionContext(TEXT, "\n")
-    steps = warm_fully(engine, "d", ctx)
-    assert len(steps) > 2 and all(0 < s.computed <= 48 for s in steps)  # in chunks, none wider than 1.5 chunks
-    assert steps[-1].cached == steps[-1].target == len(engine.prompt_ids(ctx, 256)) - 1
-    assert engine.warm_step("d", engine.prompt_ids(ctx, 256), 32).computed == 0  # nothing left to do
-    done = engine.complete(ctx, 8, 256, True, document="d")
-    assert done.reused_tokens == done.prompt_tokens - 1  # only the last prompt token was computed
-
-
 def test_warming_a_whole_file_serves_a_request_anywhere_before_its_end(loaded):
     engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
     warm_fully(engine, "d", CompletionContext(TEXT, ""), budget=1024)  # the whole file fits the window
     cut = TEXT.rindex("\n", 0, len(TEXT) - 40)
-    done = engine.complete(CompletionContext(TEXT[:cut], TEXT[cut:]), 8, 1024, True, document="d")
+    done = engine.complete(CompletionContext(TEXT[:cut], TEXT[cut:]), limits(8, 1024), document="d")
     assert done.reused_tokens >= done.prompt_tokens - 2
 
 
 def test_warmed_completions_equal_plain_generate(loaded):
-    plain = TorchEngine(loaded, SpeedOptions(plain=True))
+    plain = ReferenceEngine(loaded)
     for cut in range(len(TEXT) - 6, len(TEXT) + 1):
         ctx = CompletionContext(TEXT[:cut], "\n")
         warm = TorchEngine(loaded, SpeedOptions(typed_through=False))
         warm_fully(warm, "d", ctx, chunk=16)
-        got, want = warm.complete(ctx, 16, 256, True, document="d"), plain.complete(ctx, 16, 256, True)
+        got, want = warm.complete(ctx, limits(16), document="d"), plain.complete(ctx, limits(16))
         assert got.reused_tokens > 0 and (got.text, got.new_tokens) == (want.text, want.new_tokens)
-
-
-def test_a_request_mid_warm_reuses_what_is_done(loaded):
-    engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
-    ctx = CompletionContext(TEXT, "\n")
-    first = engine.warm_step("d", engine.prompt_ids(ctx, 256), 40)
-    done = engine.complete(ctx, 8, 256, True, document="d")
-    assert done.reused_tokens == first.cached == 40
 
 
 class Recording(TorchEngine):
@@ -104,8 +90,9 @@ async def test_warming_yields_to_a_request_within_one_chunk(loaded):
     ctx = CompletionContext(TEXT, "\n")
     warmer.schedule("a", lambda: WarmTarget(engine, ctx, 256))
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, engine.in_first_chunk.wait, 60)  # chunk 1 is running on the worker
-    request = loop.run_in_executor(worker, engine.complete, ctx, 4, 256, True, None, "a")
+    assert await loop.run_in_executor(None, engine.in_first_chunk.wait, 60), "warming never started"
+    # chunk 1 is running on the worker
+    request = loop.run_in_executor(worker, lambda: engine.complete(ctx, limits(4), document="a"))
     engine.gate.set()
     await request
     # the request ran right after the chunk that was running, and reused it
@@ -120,7 +107,7 @@ async def test_closing_a_document_stops_its_warming(loaded):
     warmer = Warmer(worker, chunk_tokens=16, pause_seconds=0, listener=lambda *e: events.append(e[:2]))
     warmer.schedule("a", lambda: WarmTarget(engine, CompletionContext(TEXT, "\n"), 256))
     loop = asyncio.get_running_loop()
-    await loop.run_in_executor(None, engine.in_first_chunk.wait, 60)
+    assert await loop.run_in_executor(None, engine.in_first_chunk.wait, 60), "warming never started"
     warmer.cancel("a")  # didClose while chunk 1 runs
     forgotten = loop.run_in_executor(worker, engine.forget, "a")
     engine.gate.set()
@@ -135,7 +122,14 @@ async def test_only_the_most_recent_documents_are_warmed(loaded):
     worker = ThreadPoolExecutor(max_workers=1)
     engine = TorchEngine(loaded, SpeedOptions(typed_through=False))
     events = []
-    warmer = Warmer(worker, max_documents=2, chunk_tokens=64, pause_seconds=0, listener=lambda *e: events.append(e[:2]))
+    two_done = asyncio.Event()
+
+    def listen(event, document, _):
+        events.append((event, document))
+        if sum(e == "done" for e, _ in events) == 2:
+            two_done.set()
+
+    warmer = Warmer(worker, max_documents=2, chunk_tokens=64, pause_seconds=0, listener=listen)
     warmer.activity()
     warmer.pause_seconds = 3600  # hold everything until all are scheduled
     for name in ("a", "b", "c"):
@@ -143,14 +137,6 @@ async def test_only_the_most_recent_documents_are_warmed(loaded):
     assert events == [("cancelled", "a")] and warmer.pending == 2
     warmer.pause_seconds = 0
     warmer._last_activity = float("-inf")
-    while warmer.pending:
-        await asyncio.sleep(0.01)
+    await asyncio.wait_for(two_done.wait(), 120)
     assert {d for e, d in events if e == "done"} == {"b", "c"}
     worker.shutdown()
-
-
-def test_nothing_is_warmed_without_a_prefix_cache(loaded):
-    for options in (SpeedOptions(plain=True), SpeedOptions(prefix_cache=False)):
-        engine = TorchEngine(loaded, options)
-        step = engine.warm_step("d", engine.prompt_ids(CompletionContext(TEXT, ""), 256), 32)
-        assert step.done and step.computed == 0 and len(engine.prefix_cache) == 0

@@ -8,13 +8,8 @@ default: transformers (5.24) cannot combine it with a pre-filled cache (its firs
 whole prompt on top of the cache and decodes wrong tokens; a test shows it), so with lookup each
 request starts from a new cache.
 
-There was a hand-written loop that did both. It was dropped because it was not faster
-anywhere it was measured. 2-core AVX2 EPYC, int8 SmolLM2-135M, 144 keystrokes over 12 files with
-the arms interleaved per keystroke: the loop p50 897 / p95 3,554 ms, the loop without lookup
-839 / 3,783 ms, `generate` with the reused cache 862 / 3,618 ms (means 1,178 / 1,130 / 1,131 ms).
-H100, random-weight models, `bench latency`: Qwen2.5-Coder-1.5B's shape (the GPU default) loop
-317 / 385 ms, `generate` with the reused cache 279 / 316 ms, with lookup on a new cache 319 / 378
-ms; SmolLM2-135M's shape 466 / 994, 632 / 1,056 and 339 / 619 ms.
+A hand-written decoding loop that did both was dropped: it was not faster than `generate`
+with the reused cache on the CPU or the GPU (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -42,8 +37,8 @@ def _takes_logits_to_keep(model_class: type) -> bool:
 @torch.inference_mode()
 def prefill(model: Any, ids: list[int], cache: Any) -> torch.Tensor:
     """Run `ids` through the model after what `cache` holds, extending it; the last position's logits."""
-    # only the last position's logits are needed: skips the vocabulary projection for the
-    # rest of the prompt (467 -> 376 ms for a 340-token int8 prefill on the 2-core CPU)
+    # only the last position's logits are needed: skips the vocabulary projection for the rest of the
+    # prompt, a large share of a small model's prefill (its vocabulary is wide next to its layers)
     last_only = {"logits_to_keep": 1} if _takes_logits_to_keep(type(model)) else {}
     return model(input_ids=torch.tensor([ids], device=model.device), cache=cache, use_cache=True,
                  **last_only).logits[0, -1]

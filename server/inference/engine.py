@@ -1,19 +1,23 @@
 """Run the model for one completion: prompt in, finished suggestion out, cancellable per token.
 
-`CompletionEngine` is what the server, the evaluation and the benches call; it holds what every
-engine shares — the prompt (`build_prompt`), the stop rules (`cut_completion`, end tokens, a time
-cap after the first line), typed-through answers and the `Completion` it returns. Two engines
-run the model behind it:
+`CompletionEngine` is what the server, the evaluation and the benches call, and it owns every
+policy the engines share: the prompt (`build_prompt`), the stop rules (`SuggestionStop`: end
+tokens, `cut_completion`, a time cap after the first line), typed-through answers and the
+look-ahead's memory, which KV cache a request uses (its document's, the spare one for a cold
+request's short window, or none), warming in chunks, the cold-window budget, and the
+`Completion` it returns. An engine only runs its runtime: it decodes after a prompt
+(`_decode`), extends a document's cache (`_prefill`) and says what its caches hold.
 
-- `TorchEngine` (transformers; GPUs, training, any Hugging Face folder). Two paths give the same
-  greedy text: `plain` is transformers' `generate`, the reference; the fast path (default)
-  continues each document's KV cache across keystrokes (decoding.py).
+- `TorchEngine` (transformers; GPUs, training, any Hugging Face folder): `generate` continuing each
+  document's KV cache across keystrokes (decoding.py).
 - `LlamaEngine` (llama.cpp in process, llama_engine.py; CPUs and the pinned GGUF files as they are).
+- `ReferenceEngine` (reference_engine.py): transformers' own `generate` on the whole prompt and
+  nothing kept, the greedy text the other two must give (the exactness tests, `--plain`).
 
-Both answer at once when the user types what the previous suggestion began with. `warm_step`
-fills a document's KV cache ahead of the first request, one chunk at a time (warming.py decides
-when), through the same prompt builder, so a warm request decodes the same greedy text as a
-cold one and only computes what the cache lacks.
+Both fast engines answer at once when the user types what the previous suggestion began with.
+`warm_step` fills a document's KV cache ahead of the first request, one chunk at a time
+(warming.py decides when), through the same prompt builder, so a warm request decodes the same
+greedy text as a cold one and only computes what the cache lacks.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol
 
-from ghostframe.server.inference.decoding import (MAX_DRAFT_TOKENS, greedy_decode, prefill,
-                                                  stopping_criteria)
-from ghostframe.server.inference.model_loading import LoadedModel
+from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, prefill
+from ghostframe.server.inference.loaded_model import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
 
@@ -39,19 +42,38 @@ MAX_CACHED_DOCUMENTS = 4
 # now; the whole window is warmed in the background for the requests after the next pause.
 COLD_BUDGET_SECONDS = 0.5
 MIN_COLD_WINDOW = 64
-SHORT_WINDOW_DOCUMENT = "\0short-window"  # the cache key of those shorter prompts (never a URI)
+# The key of the one cache an engine keeps apart from its documents' (never a URI): a cold request's
+# short window lives there, so the next keystroke's short window reuses it without taking a document's.
+SPARE_CACHE = "\0spare"
+# Suggestions kept per document for typed-through answers: the one shown, and the one computed
+# ahead for the line after accepting it (see the server's prefetch).
+SHOWN_PER_DOCUMENT = 2
 
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    plain: bool = False          # model.generate and no speed-up at all (the reference path; torch only)
+    plain: bool = False          # serve the reference: make_engine gives ReferenceEngine (torch) or NO_SPEEDUPS
     prefix_cache: bool = True    # reuse the document's KV cache from the last request
-    prompt_lookup: bool = False  # transformers' prompt-lookup drafts; from a new cache (see decoding)
+    prompt_lookup: bool = False  # transformers' prompt-lookup drafts; from a new cache (see decoding; torch only)
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
     warm: bool = True            # prefill a document's cache in the background when opened or edited
     prefetch: bool = True        # after a suggestion at a line's end, compute the next line's in the background
     predict_cap: float | None = PREDICT_CAP_SECONDS  # seconds after the first token; None: no cap
     cold_budget: float | None = COLD_BUDGET_SECONDS  # seconds of prefill a cold request may take; None: any
+
+
+# Every speed-up off: the reference's greedy text, on whichever engine runs it.
+NO_SPEEDUPS = SpeedOptions(prefix_cache=False, typed_through=False, warm=False, prefetch=False,
+                           predict_cap=None, cold_budget=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one request may read and write (the server takes them from its settings)."""
+
+    max_new_tokens: int
+    max_prompt_tokens: int
+    multiline: bool  # a block may follow the first line
 
 
 @dataclass
@@ -67,6 +89,15 @@ class Completion:
     short_window: bool = False   # a cold request answered from the end of the window (COLD_BUDGET_SECONDS)
 
 
+@dataclass
+class Generated:
+    """What an engine's decoding gives back."""
+
+    ids: list[int]           # the greedy new token ids, up to where the stop rule stopped
+    reused_tokens: int       # prompt tokens whose keys/values came from the cache
+    text: str | None = None  # their text where the runtime has it (None: decode the ids)
+
+
 @dataclass(frozen=True)
 class WarmProgress:
     """Where warming a document's prompt stands after one step."""
@@ -80,6 +111,39 @@ class WarmProgress:
         return self.cached >= self.target
 
 
+class StopRule(Protocol):
+    """Asked by an engine after every decoding step."""
+
+    cancel: threading.Event  # set once nobody wants the answer (a newer keystroke): stop, a prefill too
+
+    def __call__(self, new: list[int], text: str | None = None) -> bool:
+        """Stop after `new` (the new token ids so far; `text`: their text where the runtime has it)?"""
+        ...
+
+
+class SuggestionStop:
+    """A suggestion ends when it is cancelled, at an end token, where `cut_completion` ends it, or at a
+    line's end once `cap` seconds have passed since its first token."""
+
+    def __init__(self, ctx: CompletionContext, multiline: bool, decode: Callable[[list[int]], str],
+                 stop_ids: set[int], cancel: threading.Event, cap: float | None):
+        self.ctx, self.multiline, self.decode = ctx, multiline, decode
+        self.stop_ids, self.cancel, self.cap = stop_ids, cancel, cap
+        self.seen: list[float] = []  # seen[n - 1]: when the first n new tokens were first asked about
+
+    def __call__(self, new: list[int], text: str | None = None) -> bool:
+        while len(self.seen) < len(new):  # a prefix is judged by when it was generated, however often asked
+            self.seen.append(time.perf_counter())
+        if self.cancel.is_set() or new[-1] in self.stop_ids:
+            return True
+        text, ended = cut_completion(self.decode(new) if text is None else text, self.ctx, self.multiline)
+        return ended or (self.cap is not None and self.seen[len(new) - 1] - self.seen[0] > self.cap and "\n" in text)
+
+    @property
+    def first_token_at(self) -> float | None:
+        return self.seen[0] if self.seen else None
+
+
 @dataclass
 class _Shown:
     """A suggestion the document got, for typed-through reuse."""
@@ -89,20 +153,11 @@ class _Shown:
     text: str
 
 
-# Suggestions kept per document for typed-through answers: the one shown, and the one computed
-# ahead for the line after accepting it (see the server's prefetch).
-SHOWN_PER_DOCUMENT = 2
-
-
-# (new token ids so far, their text when the engine has it) -> stop now
-StopRule = Callable[..., bool]
-
-
 class CompletionEngine:
     """Greedy completion with a loaded model. Not thread-safe: call it from one worker thread.
 
-    Subclasses run the model: `_generate` (new token ids and how many prompt tokens came from
-    the document's cache), `warm_step`, `_forget_cache` and `cached_documents`.
+    The base class is an engine without caches; a subclass runs its runtime: `_decode`, and, to keep
+    documents' KV caches, `_prefill`, `cached_tokens`, `cached_documents` and `_forget_cache`.
     """
 
     kind = ""  # "torch" | "llama.cpp", for the status and reports
@@ -113,6 +168,16 @@ class CompletionEngine:
         self.options = options
         self.max_cached_documents = max_cached_documents
         self._shown: dict[str, list[_Shown]] = {}  # most recent first
+
+    @property
+    def warms(self) -> bool:
+        """Whether warming a document ahead of its requests helps here (the server schedules it)."""
+        return self.options.warm and self.options.prefix_cache
+
+    @property
+    def looks_ahead(self) -> bool:
+        """Whether computing the next line's suggestion ahead helps here (typed-through answers it)."""
+        return self.options.prefetch and self.options.typed_through
 
     def decode(self, ids: list[int]) -> str:
         return self.loaded.tokenizer.decode(ids, skip_special_tokens=True)
@@ -130,10 +195,53 @@ class CompletionEngine:
         """The prompt a request at `ctx` gives the model (warming prefills the same)."""
         return build_prompt(ctx, self.loaded.tokenizer, max_prompt_tokens)
 
+    def complete(self, ctx: CompletionContext, limits: Limits, *, cancel: threading.Event | None = None,
+                 document: str | None = None) -> Completion:
+        """The suggestion at `ctx`; empty if cancelled. `document` keys the per-document reuse."""
+        cancel = cancel or threading.Event()
+        start = time.perf_counter()
+        if (rest := self._typed_through(ctx, document)) is not None:
+            self._remember(document, _Shown(ctx.before, ctx.after, rest))
+            return Completion(rest, 0, 0, time.perf_counter() - start, typed_through=True)
+        ids = self.prompt_ids(ctx, limits.max_prompt_tokens)
+        if cancel.is_set() or not ids:
+            return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
+        cache = document if self.options.prefix_cache else None
+        short = cache is not None and (window := self._affordable_window(cache, ids)) is not None
+        if short:
+            ids, cache = self.prompt_ids(ctx, window), SPARE_CACHE
+        stop_ids = set(self.loaded.stop_token_ids)
+        stop = SuggestionStop(ctx, limits.multiline, self.decode, stop_ids, cancel, self.options.predict_cap)
+        generated = self._decode(ids, limits.max_new_tokens, stop, cache)
+        new = [t for t in generated.ids if t not in stop_ids]
+        seconds = time.perf_counter() - start
+        reused = generated.reused_tokens
+        if cancel.is_set():
+            return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused, short_window=short)
+        text = finish_completion(self.decode(new) if generated.text is None else generated.text, ctx, limits.multiline)
+        if document:
+            self._remember(document, _Shown(ctx.before, ctx.after, text))
+        first = stop.first_token_at
+        return Completion(text, len(ids), len(new), seconds, first_token_seconds=None if first is None else first - start,
+                          reused_tokens=reused, short_window=short)
+
+    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
+        """Prefill at most about `chunk_tokens` more of `ids` into the document's cache. What the cache
+        holds already is kept; a last piece shorter than half a chunk is taken with the one before, so
+        the prefill runs in rows as wide as a cold one's."""
+        target = len(ids) - 1
+        if not self.options.prefix_cache:
+            return WarmProgress(target, target, 0)
+        have = min(self.cached_tokens(document, ids), target)
+        if have >= target:
+            return WarmProgress(have, target, 0)
+        end = target if target - have <= chunk_tokens * 3 // 2 else have + chunk_tokens
+        return WarmProgress(end, target, self._prefill(document, ids[:end], have))
+
     def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
         """The rest of a suggestion this document got, when the user typed its beginning (or nothing:
         the same place asked again, or the suggestion computed ahead for the line after accepting)."""
-        use = document and self.options.typed_through and not self.options.plain
+        use = document and self.options.typed_through
         for shown in self._shown.get(document, []) if use else []:
             if shown.after != ctx.after or not ctx.before.startswith(shown.before):
                 continue
@@ -148,48 +256,11 @@ class CompletionEngine:
         kept = [shown, *(s for s in self._shown.get(document, []) if (s.before, s.after) != (shown.before, shown.after))]
         self._shown[document] = kept[:SHOWN_PER_DOCUMENT]
 
-    def complete(self, ctx: CompletionContext, max_new_tokens: int, max_prompt_tokens: int,
-                 multiline: bool, cancel: threading.Event | None = None, document: str | None = None) -> Completion:
-        """The suggestion at `ctx`; empty if cancelled. `document` keys the per-document reuse."""
-        cancel = cancel or threading.Event()
-        start = time.perf_counter()
-        if (rest := self._typed_through(ctx, document)) is not None:
-            self._remember(document, _Shown(ctx.before, ctx.after, rest))
-            return Completion(rest, 0, 0, time.perf_counter() - start, typed_through=True)
-        ids = self.prompt_ids(ctx, max_prompt_tokens)
-        if cancel.is_set() or not ids:
-            return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
-        cache_key, short = document, False
-        if document and (window := self._affordable_window(document, ids)) is not None:
-            ids, cache_key, short = self.prompt_ids(ctx, window), SHORT_WINDOW_DOCUMENT, True
-        stop_ids = set(self.loaded.stop_token_ids)
-        cap = None if self.options.plain else self.options.predict_cap
-        seen: list[float] = []  # seen[n - 1]: when the first n new tokens were first asked about
-
-        def should_stop(new: list[int], text: str | None = None) -> bool:
-            while len(seen) < len(new):  # a prefix is judged by when it was generated, however often asked
-                seen.append(time.perf_counter())
-            if cancel.is_set() or new[-1] in stop_ids:
-                return True
-            text, ended = cut_completion(self.decode(new) if text is None else text, ctx, multiline)
-            return ended or (cap is not None and seen[len(new) - 1] - seen[0] > cap and "\n" in text)
-
-        new, reused, generated = self._generate(ids, max_new_tokens, should_stop, cache_key, cancel)
-        new = [t for t in new if t not in stop_ids]
-        seconds = time.perf_counter() - start
-        if cancel.is_set():
-            return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused, short_window=short)
-        text = finish_completion(self.decode(new) if generated is None else generated, ctx, multiline)
-        if document:
-            self._remember(document, _Shown(ctx.before, ctx.after, text))
-        return Completion(text, len(ids), len(new), seconds, first_token_seconds=seen[0] - start if seen else None,
-                          reused_tokens=reused, short_window=short)
-
     def _affordable_window(self, document: str, ids: list[int]) -> int | None:
         """A smaller prompt budget when prefilling what `document`'s cache lacks of `ids` would take
         longer than the cold budget (None: the whole prompt is affordable, or the rate is unknown)."""
         budget, rate = self.options.cold_budget, self.prefill_seconds_per_token()
-        if budget is None or rate is None or self.options.plain or not self.options.prefix_cache:
+        if budget is None or rate is None:
             return None
         if (len(ids) - self.cached_tokens(document, ids)) * rate <= budget:
             return None
@@ -201,25 +272,25 @@ class CompletionEngine:
 
     # --- what an engine implements ------------------------------------------------------------
 
-    def _generate(self, ids: list[int], max_new_tokens: int, should_stop: StopRule, document: str | None,
-                  cancel: threading.Event) -> tuple[list[int], int, str | None]:
-        """Greedy new token ids after `ids` (asking `should_stop` after each), the prompt tokens reused,
-        and the new tokens' text where the engine has it (None: decode the ids)."""
+    def _decode(self, ids: list[int], max_new_tokens: int, stop: StopRule, cache: str | None) -> Generated:
+        """Greedy new tokens after `ids`, asking `stop` after each. `cache`: the document whose KV cache
+        the request reuses and leaves its own in, SPARE_CACHE, or None (no cache read or kept)."""
         raise NotImplementedError
 
-    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
-        """Prefill at most about `chunk_tokens` more of `ids` into the document's cache."""
+    def _prefill(self, document: str, ids: list[int], cached: int) -> int:
+        """Make `document`'s cache hold `ids`, of which it holds the first `cached`; the tokens computed."""
         raise NotImplementedError
 
     def _forget_cache(self, document: str) -> None:
-        raise NotImplementedError
+        """Free `document`'s KV cache."""
 
     def cached_documents(self) -> set[str]:
-        raise NotImplementedError
+        """The documents whose KV cache the engine holds."""
+        return set()
 
     def cached_tokens(self, document: str, ids: list[int]) -> int:
         """How many of `ids`' first tokens `document`'s cache holds now."""
-        raise NotImplementedError
+        return 0
 
     def prefill_seconds_per_token(self) -> float | None:
         """What prefilling one prompt token costs here, as measured on recent requests (None: unknown)."""
@@ -238,67 +309,48 @@ class TorchEngine(CompletionEngine):
                  max_cached_documents: int = MAX_CACHED_DOCUMENTS):
         super().__init__(loaded, options, max_cached_documents)
         self.prefix_cache = PrefixCache(max_cached_documents)
+        self._spare = PrefixCache(1)  # SPARE_CACHE's, apart from the documents' so it evicts none of them
 
     def _forget_cache(self, document: str) -> None:
         self.prefix_cache.evict(document)
 
     def cached_documents(self) -> set[str]:
-        return set(list(self.prefix_cache._entries)) - {SHORT_WINDOW_DOCUMENT}
+        return self.prefix_cache.documents()
 
     def cached_tokens(self, document: str, ids: list[int]) -> int:
         return self.prefix_cache.reusable(document, ids)
 
-    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
-        """What the cache holds already is kept; a last piece shorter than half a chunk is
-        taken with the one before, so the prefill runs in rows as wide as a cold one's."""
-        target = len(ids) - 1
-        if self.options.plain or not self.options.prefix_cache:
-            return WarmProgress(target, target, 0)
-        have = min(self.prefix_cache.reusable(document, ids), target)
-        if have >= target:
-            return WarmProgress(have, target, 0)
-        cache, cached = self.prefix_cache.take(document, ids)
+    def _prefill(self, document: str, ids: list[int], cached: int) -> int:
+        cache, reused = self.prefix_cache.take(document, ids)  # reused == cached: take keeps the same prefix
         if cache is None:
             from transformers import DynamicCache
 
-            cache, cached = DynamicCache(), 0
-        end = target if target - cached <= chunk_tokens * 3 // 2 else cached + chunk_tokens
-        prefill(self.loaded.model, ids[cached:end], cache)
-        self.prefix_cache.put(document, ids[:end], cache)
-        return WarmProgress(end, target, end - cached)
+            cache, reused = DynamicCache(), 0
+        prefill(self.loaded.model, ids[reused:], cache)
+        self.prefix_cache.put(document, ids, cache)
+        return len(ids) - reused
 
-    def _generate(self, ids, max_new_tokens, should_stop, document, cancel) -> tuple[list[int], int, None]:
-        if self.options.plain:
-            return self._reference(ids, max_new_tokens, should_stop), 0, None
-        use_cache = self.options.prefix_cache and document is not None
-        cache, reused = self.prefix_cache.take(document, ids) if use_cache else (None, 0)
-        new, cache, held = greedy_decode(
-            self.loaded.model, ids, cache, reused, max_new_tokens, should_stop,
-            prompt_lookup=self.options.prompt_lookup,
+    def _decode(self, ids: list[int], max_new_tokens: int, stop: StopRule, cache: str | None) -> Generated:
+        store = None if cache is None else self._spare if cache == SPARE_CACHE else self.prefix_cache
+        kv, reused = store.take(cache, ids) if store is not None else (None, 0)
+        new, kv, held = greedy_decode(
+            self.loaded.model, ids, kv, reused, max_new_tokens, stop, prompt_lookup=self.options.prompt_lookup,
             max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
-        if use_cache:
-            self.prefix_cache.put(document, held, cache)
-        return new, reused, None
-
-    def _reference(self, ids, max_new_tokens, should_stop) -> list[int]:
-        """The reference: transformers' generate with the same stopping rule."""
-        import torch
-
-        input_ids = torch.tensor([ids], device=self.loaded.device)
-        with torch.inference_mode():
-            output = self.loaded.model.generate(
-                input_ids=input_ids, attention_mask=torch.ones_like(input_ids), max_new_tokens=max_new_tokens,
-                do_sample=False, eos_token_id=self.loaded.stop_token_ids or None,
-                pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=stopping_criteria(should_stop, len(ids)),
-            )
-        return output[0, len(ids):].tolist()
+        if store is not None:
+            store.put(cache, held, kv)
+        return Generated(new, reused)
 
 
 def make_engine(loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
                 max_cached_documents: int = MAX_CACHED_DOCUMENTS) -> CompletionEngine:
-    """The engine that runs `loaded` (model_loading decided which when it loaded it)."""
+    """The engine that runs `loaded` (model_loading decided which when it loaded it); with `options.plain`
+    the reference: transformers' generate for a torch model, llama.cpp with every speed-up off."""
     if loaded.engine == "llama.cpp":
         from ghostframe.server.inference.llama_engine import LlamaEngine
 
-        return LlamaEngine(loaded, options, max_cached_documents)
+        return LlamaEngine(loaded, NO_SPEEDUPS if options.plain else options, max_cached_documents)
+    if options.plain:
+        from ghostframe.server.inference.reference_engine import ReferenceEngine
+
+        return ReferenceEngine(loaded)
     return TorchEngine(loaded, options, max_cached_documents)

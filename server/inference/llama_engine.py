@@ -17,20 +17,21 @@ import logging
 import threading
 from collections import OrderedDict
 
-from ghostframe.server.inference.engine import (MAX_CACHED_DOCUMENTS, SHORT_WINDOW_DOCUMENT, CompletionEngine,
-                                                SpeedOptions, StopRule, WarmProgress)
+from ghostframe.server.inference.engine import (MAX_CACHED_DOCUMENTS, SPARE_CACHE, CompletionEngine, Generated,
+                                                SpeedOptions, StopRule)
 from ghostframe.server.inference.llama_runtime import (MAX_SUGGESTION_TOKENS, MEASURED_PREFILL_TOKENS,
                                                        LlamaRuntime)
-from ghostframe.server.inference.model_loading import LoadedModel
+from ghostframe.server.inference.loaded_model import LoadedModel
+from ghostframe.server.inference.prefix_cache import common_prefix_length
 
 log = logging.getLogger("ghostframe.llama")
 
 
 class _Slots:
-    """Which llama.cpp slot holds which document's cache, least recently used first out.
+    """Which llama.cpp slot holds which cache: a document's, least recently used first out, or SPARE_CACHE.
 
-    The last slot is never given to a document: requests without one (the evaluation) use it.
-    `held[document]` mirrors the token ids the slot's cache holds (what warming has to add).
+    The last slot is never given to a document: SPARE_CACHE and requests without a cache use it.
+    `held[key]` mirrors the token ids the slot's cache holds (what a request or warming reuses).
     """
 
     def __init__(self, documents: int):
@@ -39,16 +40,23 @@ class _Slots:
         self.held: dict[str, list[int]] = {}
         self.spare = documents
 
-    def of(self, document: str) -> int:
-        if document in self.by_document:
-            self.by_document.move_to_end(document)
-            return self.by_document[document]
+    def of(self, key: str) -> int:
+        if key == SPARE_CACHE:
+            return self.spare
+        if key in self.by_document:
+            self.by_document.move_to_end(key)
+            return self.by_document[key]
         if not self.free:
             oldest, slot = self.by_document.popitem(last=False)
             self.held.pop(oldest, None)
             self.free.append(slot)
-        self.by_document[document] = slot = self.free.pop()
+        self.by_document[key] = slot = self.free.pop()
         return slot
+
+    def record(self, key: str, slot: int, ids: list[int]) -> None:
+        """`slot` now holds `ids`, kept for `key` unless the slot went to another document meanwhile."""
+        if key == SPARE_CACHE or self.by_document.get(key) == slot:
+            self.held[key] = ids
 
     def release(self, document: str) -> int | None:
         """Give `document`'s slot back; returns it (None when it had none)."""
@@ -58,28 +66,10 @@ class _Slots:
         return slot
 
 
-def common_prefix(a: list[int], b: list[int]) -> int:
-    n = min(len(a), len(b))
-    i = 0
-    while i < n and a[i] == b[i]:
-        i += 1
-    return i
-
-
 class LlamaEngine(CompletionEngine):
     """The completion engine on llama.cpp (see the module docstring)."""
 
     kind = "llama.cpp"
-
-    def prompt_ids(self, ctx, max_prompt_tokens: int) -> list[int]:
-        """build_prompt's ids, within what a slot holds besides the longest suggestion (the context was
-        sized at load from the settings then; a larger maxPromptTokens takes effect on reload)."""
-        room = self.runtime.config.slot_tokens - MAX_SUGGESTION_TOKENS
-        if max_prompt_tokens > room and not self._warned_room:
-            log.warning("prompts are cut to %d tokens: the llama.cpp context was sized for that (reload the model "
-                        "to use maxPromptTokens %d)", room, max_prompt_tokens)
-            self._warned_room = True
-        return super().prompt_ids(ctx, min(max_prompt_tokens, room))
 
     def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
                  max_cached_documents: int = MAX_CACHED_DOCUMENTS):
@@ -91,6 +81,16 @@ class LlamaEngine(CompletionEngine):
         self._prefill_rate: float | None = self.runtime.startup_prefill_rate  # seconds per prompt token
         self._warned_room = False
 
+    def prompt_ids(self, ctx, max_prompt_tokens: int) -> list[int]:
+        """build_prompt's ids, within what a slot holds besides the longest suggestion (the context was
+        sized at load from the settings then; a larger maxPromptTokens takes effect on reload)."""
+        room = self.runtime.config.slot_tokens - MAX_SUGGESTION_TOKENS
+        if max_prompt_tokens > room and not self._warned_room:
+            log.warning("prompts are cut to %d tokens: the llama.cpp context was sized for that (reload the model "
+                        "to use maxPromptTokens %d)", room, max_prompt_tokens)
+            self._warned_room = True
+        return super().prompt_ids(ctx, min(max_prompt_tokens, room))
+
     def _forget_cache(self, document: str) -> None:
         with self._lock:
             slot = self.slots.release(document)
@@ -99,11 +99,11 @@ class LlamaEngine(CompletionEngine):
 
     def cached_documents(self) -> set[str]:
         with self._lock:
-            return set(self.slots.by_document) - {SHORT_WINDOW_DOCUMENT}
+            return set(self.slots.by_document)
 
     def cached_tokens(self, document: str, ids: list[int]) -> int:
         with self._lock:
-            return common_prefix(self.slots.held.get(document, []), ids)
+            return common_prefix_length(self.slots.held.get(document, []), ids)
 
     def prefill_seconds_per_token(self) -> float | None:
         return self._prefill_rate
@@ -114,43 +114,35 @@ class LlamaEngine(CompletionEngine):
             rate = timings["prompt_ms"] / 1000 / timings["prompt_n"]
             self._prefill_rate = rate if self._prefill_rate is None else 0.7 * self._prefill_rate + 0.3 * rate
 
-    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
-        target = len(ids) - 1
-        if not self.options.prefix_cache:
-            return WarmProgress(target, target, 0)
+    def _prefill(self, document: str, ids: list[int], cached: int) -> int:
         with self._lock:
             slot = self.slots.of(document)
-            have = min(common_prefix(self.slots.held.get(document, []), ids), target)
-        if have >= target:
-            return WarmProgress(have, target, 0)
-        end = target if target - have <= chunk_tokens * 3 // 2 else have + chunk_tokens
-        timings = self.runtime.prefill(ids[:end], slot)
+        timings = self.runtime.prefill(ids, slot)
         self._measured(timings)
         with self._lock:
-            if self.slots.by_document.get(document) == slot:
-                self.slots.held[document] = ids[:end]
-        return WarmProgress(end, target, int(timings.get("prompt_n", end - have)))
+            self.slots.record(document, slot, ids)
+        return int(timings.get("prompt_n", len(ids) - cached))
 
-    def _generate(self, ids, max_new_tokens, should_stop: StopRule, document, cancel):
-        use_cache = self.options.prefix_cache and document is not None
+    def _decode(self, ids: list[int], max_new_tokens: int, stop: StopRule, cache: str | None) -> Generated:
         with self._lock:
-            slot = self.slots.of(document) if use_cache else self.slots.spare
+            slot = self.slots.spare if cache is None else self.slots.of(cache)
+            if cache is None:  # the request overwrites the spare slot's cache
+                self.slots.held.pop(SPARE_CACHE, None)
         kept: list[int] = []
         generated: list[str] = [""]
 
         def on_tokens(new: list[int], text: str) -> bool:
             kept[:], generated[0] = new, text
-            return should_stop(new, text) or len(new) >= max_new_tokens
+            return stop(new, text) or len(new) >= max_new_tokens
 
-        timings = self.runtime.stream(ids, max_new_tokens, slot, on_tokens, cache_prompt=use_cache,
-                                      keep_going=lambda: not cancel.is_set())
+        timings = self.runtime.stream(ids, max_new_tokens, slot, on_tokens, cache_prompt=cache is not None,
+                                      keep_going=lambda: not stop.cancel.is_set())
         self._measured(timings)
-        if use_cache:
+        if cache is not None:
             with self._lock:
-                if self.slots.by_document.get(document) == slot:
-                    self.slots.held[document] = ids + kept
+                self.slots.record(cache, slot, ids + kept)
         # a step of speculative decoding brings several tokens; the text is cut by the shared rules
-        return kept, int(timings.get("cache_n", 0)), generated[0]
+        return Generated(kept, int(timings.get("cache_n", 0)), generated[0])
 
     def close(self) -> None:
         self.runtime.close()

@@ -20,6 +20,7 @@ class CachedPrefix:
 
 
 def common_prefix_length(a: list[int], b: list[int]) -> int:
+    """How many first tokens `a` and `b` share (every engine's cache reuse is measured so)."""
     n = min(len(a), len(b))
     i = 0
     while i < n and a[i] == b[i]:
@@ -66,6 +67,9 @@ class PrefixCache:
         self._entries[document] = CachedPrefix(ids, cache)
         while len(self._entries) > self.max_documents:
             self._entries.popitem(last=False)
+
+    def documents(self) -> set[str]:
+        return set(list(self._entries))  # list(): one C call, safe against the worker changing it
 
     def evict(self, document: str) -> None:
         self._entries.pop(document, None)

@@ -1,10 +1,9 @@
 """Warm documents' KV caches before the user asks, in chunks that give way to real requests.
 
-The first suggestion in a file is the slow one: its whole prompt must be prefilled (1.1 s
-for 346 tokens in float32 on the 2-core AVX2 machine). When a document is opened, when a
-notebook cell is first edited, and when the user pauses after editing, its prompt is
-prefilled in the background, one chunk per job on the model's single worker thread. That
-worker runs jobs in order, and the next chunk is only queued after the last one finished,
+The first suggestion in a file is the slow one: its whole prompt must be prefilled. When a
+document is opened, when a notebook cell is first edited, and when the user pauses after
+editing, its prompt is prefilled in the background, one chunk per job on the model's single
+worker thread. That worker runs jobs in order, and the next chunk is only queued after the last one finished,
 so a request that arrives meanwhile runs before it: a request waits at most one chunk, and
 it reuses whatever is already in the cache (engine.warm_step keeps it there). Warming also
 waits for a pause: nothing is prefilled while requests or edits keep coming.
@@ -26,8 +25,8 @@ from typing import Any, Callable
 from ghostframe.server.inference.engine import CompletionEngine, WarmProgress
 from ghostframe.server.inference.prompt import CompletionContext
 
-# About 0.2 s of float32 prefill on the 2-core AVX2 machine, and wide enough (> 24 rows) to
-# take the same matmul path as a cold prefill with int8 weights.
+# Short enough that a request waits little for the chunk running when it arrives, and wide enough
+# (> 24 rows) to take the same matmul path as a cold prefill with int8 weights.
 CHUNK_TOKENS = 64
 # Warm once this long has passed without an edit or a request anywhere.
 PAUSE_SECONDS = 0.3

@@ -118,7 +118,7 @@ def micro(loaded, ids: list[int], steps: int = 16) -> dict:
 
 def first_request(loaded, document: str, args: argparse.Namespace, budget: int) -> dict:
     """The first request at the end of a just-opened file: cold, after a pause spent warming, fully warm."""
-    from ghostframe.server.inference.engine import SpeedOptions, TorchEngine
+    from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine
     from ghostframe.server.inference.prompt import CompletionContext
     from ghostframe.server.inference.warming import CHUNK_TOKENS
 
@@ -131,7 +131,8 @@ def first_request(loaded, document: str, args: argparse.Namespace, budget: int) 
         while pause > 0 and time.perf_counter() - started < pause:  # warming.py's chunks, back to back
             if engine.warm_step("doc", ids, CHUNK_TOKENS).done:
                 break
-        done = engine.complete(ctx, args.max_new_tokens, budget, True, document="doc")
+        done = engine.complete(ctx, Limits(max_new_tokens=args.max_new_tokens, max_prompt_tokens=budget,
+                                           multiline=True), document="doc")
         out[name] = {"ms": round(done.seconds * 1000, 1), "prefilled_tokens": done.prompt_tokens - done.reused_tokens,
                      "new_tokens": done.new_tokens}
     return out
@@ -140,7 +141,7 @@ def first_request(loaded, document: str, args: argparse.Namespace, budget: int) 
 def llama_rows(args: argparse.Namespace, documents: list[str], budget: int) -> dict:
     """The llama.cpp engine on the same documents (without and with speculation), and llama-server
     driven as llama.vscode drives it, when the model is a GGUF file (a pinned model or a .gguf)."""
-    from ghostframe.server.inference.engine import SpeedOptions, make_engine
+    from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
     from ghostframe.server.inference.llama_loading import DRAFT_MODELS
     from ghostframe.server.inference.model_loading import gguf_of, load_model
     from ghostframe.server.inference.prompt import CompletionContext
@@ -156,9 +157,11 @@ def llama_rows(args: argparse.Namespace, documents: list[str], budget: int) -> d
         loaded = load_model(model, device="cpu", engine="llama", speculation=speculation)
         engine = make_engine(loaded, SpeedOptions(typed_through=False))
         total, first, tokens = [], [], []
-        engine.complete(CompletionContext(documents[0][:200], ""), 4, budget, True)  # first-call allocations
+        limits = Limits(max_new_tokens=args.max_new_tokens, max_prompt_tokens=budget, multiline=True)
+        first_call = Limits(max_new_tokens=4, max_prompt_tokens=budget, multiline=True)
+        engine.complete(CompletionContext(documents[0][:200], ""), first_call)  # first-call allocations
         for document in documents:
-            done = engine.complete(CompletionContext(document, ""), args.max_new_tokens, budget, True, document="bench")
+            done = engine.complete(CompletionContext(document, ""), limits, document="bench")
             total.append(done.seconds)
             first.append(done.first_token_seconds or done.seconds)
             tokens.append(done.new_tokens)
@@ -193,7 +196,7 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     from ghostframe.server.inference.quiet import quiet_transformers
-    from ghostframe.server.inference.engine import SpeedOptions, TorchEngine
+    from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
     from ghostframe.server.inference.prompt import CompletionContext, build_prompt
     from ghostframe.server.lsp.settings import Settings
 
@@ -242,10 +245,11 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
         rows["plain_generate"]["total"].append(time.perf_counter() - started)
         rows["plain_generate"]["first"].append(first.at - started)
         rows["plain_generate"]["tokens"].append(out.shape[1] - len(ids))
+    limits = Limits(max_new_tokens=args.max_new_tokens, max_prompt_tokens=budget, multiline=True)
     for name, (model, options) in paths.items():
-        engine = TorchEngine(model, options)
+        engine = make_engine(model, options)  # engine_plain's options give the reference engine
         for document in documents:
-            done = engine.complete(CompletionContext(document, ""), args.max_new_tokens, budget, True, document="bench")
+            done = engine.complete(CompletionContext(document, ""), limits, document="bench")
             rows[name]["total"].append(done.seconds)
             rows[name]["first"].append(done.first_token_seconds or done.seconds)
             rows[name]["tokens"].append(done.new_tokens)

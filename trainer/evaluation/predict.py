@@ -91,7 +91,7 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     """
     import torch
 
-    from ghostframe.server.inference.engine import make_engine
+    from ghostframe.server.inference.engine import Limits, make_engine
     from ghostframe.server.inference.model_loading import load_model
 
     model, adapter = system.load_arguments()
@@ -103,6 +103,7 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     earlier = cache.load(key) if key and cache is not None else {}
     new: dict[str, list] = {}
     engine = make_engine(loaded)
+    limits = Limits(max_new_tokens=gen.max_new_tokens, max_prompt_tokens=gen.max_prompt_tokens, multiline=gen.multiline)
     threads = torch.get_num_threads()
     if gen.threads:  # after loading, which sets one thread per core
         torch.set_num_threads(gen.threads)
@@ -117,9 +118,9 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
                 cached += 1
                 continue
             if not warm:  # the first call pays one-time costs (allocations, kernels); keep them out of the latency
-                engine.complete(case.context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
+                engine.complete(case.context, limits)
                 warm = True
-            done = engine.complete(case.context, gen.max_new_tokens, gen.max_prompt_tokens, gen.multiline)
+            done = engine.complete(case.context, limits)
             out.append(Prediction(done.text, done.seconds))
             new[prompt_key] = [done.text, done.seconds]
     finally:
