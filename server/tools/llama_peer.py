@@ -8,6 +8,7 @@ process of its own. It is started as llama.vscode's documentation starts it for 
 
 from __future__ import annotations
 
+import argparse
 import http.client
 import json
 import os
@@ -29,6 +30,22 @@ print("ready", flush=True)
 while True:
     time.sleep(3600)
 """
+
+
+def add_peer_arguments(parser: argparse.ArgumentParser) -> None:
+    """--peer, --peer-model and --threads: the llama-server a bench compares ghostframe with."""
+    parser.add_argument("--peer", default="xllamacpp",
+                        help="the llama-server to compare with: a llama-server binary's path, 'xllamacpp' (the same "
+                             "llama.cpp build ghostframe runs, as an HTTP server in its own process) or 'none'")
+    parser.add_argument("--peer-model", help="GGUF file or pinned model for the peer (default: --model, else the "
+                                             "model ghostframe served)")
+    parser.add_argument("--threads", type=int, help="threads for the peer (default: all cores, as ghostframe)")
+
+
+def start_peer(args: argparse.Namespace, served: str | None) -> LlamaServerPeer:
+    """The peer of `add_peer_arguments`, on --peer-model, else --model, else the model ghostframe `served`."""
+    return LlamaServerPeer.start(args.peer, args.peer_model or args.model or served or "smollm2-135m",
+                                 threads=args.threads)
 
 
 def free_port() -> int:

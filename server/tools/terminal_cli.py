@@ -95,6 +95,12 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     add_typing_arguments(typ)
     add_model_arguments(typ)
+    rep = bsub.add_parser("replay", help="characters saved at human speed: blocks of several files written again "
+                          "in real time, through ghostframe over LSP and llama-server driven as llama.vscode drives it")
+    from ghostframe.server.tools.replay_bench import add_arguments as add_replay_arguments
+
+    add_replay_arguments(rep)
+    add_model_arguments(rep)
     dec = bsub.add_parser("decode", help="prefill and decode speed of one model on each engine and on llama-server")
     from ghostframe.server.tools.decode_bench import add_arguments as add_decode_arguments
 
@@ -114,6 +120,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.command == "complete" and not (args.file or args.example):
         parser.error("give a FILE or --example")
+    if getattr(args, "bench", None) == "replay" and len(set(args.files)) < 2:
+        parser.error("bench replay needs several files: one file's style is no measure")
     return args
 
 
@@ -133,6 +141,10 @@ def main(argv=None) -> None:
         from ghostframe.server.tools.typing_bench import typing
 
         raise SystemExit(asyncio.run(typing(args)))
+    if args.bench == "replay":
+        from ghostframe.server.tools.replay_bench import replay
+
+        raise SystemExit(asyncio.run(replay(args)))
     if args.bench == "retrieval":
         from ghostframe.server.tools.retrieval_bench import retrieval
 

@@ -358,7 +358,7 @@ async def typing(args: argparse.Namespace) -> int:
         sides.append(GhostframeSide(ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING"],
                                     {"maxNewTokens": args.max_new_tokens}))
     if args.peer != "none":
-        from ghostframe.server.tools.llama_peer import LlamaServerPeer
+        from ghostframe.server.tools.llama_peer import start_peer
 
         sides.append(None)  # started once ghostframe said which model it serves
     peer = None
@@ -366,8 +366,7 @@ async def typing(args: argparse.Namespace) -> int:
         for side in sides:
             if side is None:
                 served = next(iter(report["sides"].values()), {}).get("model") if report["sides"] else None
-                peer = LlamaServerPeer.start(args.peer, args.peer_model or args.model or served or "smollm2-135m",
-                                             threads=args.threads)
+                peer = start_peer(args, served)
                 if not peer.fim:
                     report["peer_skipped"] = f"{peer.model_name} has no fill-in-the-middle tokens; llama.vscode needs them"
                     break
@@ -406,11 +405,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--accept-after", type=float, default=0.5,
                         help="seconds between a suggestion showing and the user accepting it (default 0.5)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
-    parser.add_argument("--peer", default="xllamacpp",
-                        help="the llama-server to compare with: a llama-server binary's path, 'xllamacpp' (the same "
-                             "llama.cpp build ghostframe runs, as an HTTP server in its own process) or 'none'")
-    parser.add_argument("--peer-model", help="GGUF file or pinned model for the peer (default: --model, else the "
-                                             "model ghostframe served)")
+    from ghostframe.server.tools.llama_peer import add_peer_arguments
+
+    add_peer_arguments(parser)
     parser.add_argument("--peer-only", action="store_true", help="time only the peer")
-    parser.add_argument("--threads", type=int, help="threads for the peer (default: all cores, as ghostframe)")
     parser.add_argument("--json", help="also write the report as JSON to this path")
