@@ -191,30 +191,19 @@ def test_tab_takes_the_rest_of_the_line_and_the_following_lines_held_exactly():
 LINES = ("    frame = load(path)", "    return frame")
 
 
-def editor(style=TypingStyle(), delays=None) -> tuple[BlockEditor, Tally]:
-    keys = plan_keys(LINES, "s", style)
-    if delays is not None:
-        keys = [Key(k.text, delays, k.row, k.column) for k in keys]
+def editor(delay: float) -> tuple[BlockEditor, Tally]:
+    """Writing LINES below `def f(path):`, every key `delay` seconds after the last, a reaction time of 0.3 s."""
+    keys = [Key(k.text, delay, k.row, k.column) for k in plan_keys(LINES, "s")]
     tally = Tally()
-    document = Document("def f(path):\nx = 1")
-    return BlockEditor(document, 0, LINES, keys, style.reaction_ms / 1000, tally), tally
-
-
-def type_all(block: BlockEditor, answers: dict | None = None, step: float = 1.0) -> list:
-    """Press every key `step` seconds apart; `answers[n]` answers the n-th request at once."""
-    presses, now = [], 0.0
-    while not block.done:
-        now += step
-        press = block.press(now)
-        presses.append(press)
-        if answers and press.request in answers:
-            block.answered(press.request, answers[press.request], now, 0.01)
-    return presses
+    return BlockEditor(Document("def f(path):\nx = 1"), 0, LINES, keys, 0.3, tally), tally
 
 
 def test_without_suggestions_everything_is_typed_and_the_block_is_written_again():
-    block, tally = editor(delays=0.2)
-    presses = type_all(block, {n: "" for n in range(1, 100)})
+    block, tally = editor(0.2)
+    presses = []
+    while not block.done:  # each request answered at once, with nothing
+        presses.append(block.press(0.2 * (len(presses) + 1)))
+        block.answered(presses[-1].request, "", 0.2 * len(presses), 0.01)
     assert block.document.text == "def f(path):\n" + "\n".join(LINES) + "\nx = 1"
     assert not any(p.accepted for p in presses) and tally.chars_accepted == 0
     assert tally.chars == len(presses) == 2 + len("frame = load(path)") + len("return frame")
@@ -224,7 +213,7 @@ def test_without_suggestions_everything_is_typed_and_the_block_is_written_again(
 
 
 def test_a_right_suggestion_shown_in_time_is_taken_with_tab():
-    block, tally = editor(delays=0.2)
+    block, tally = editor(0.2)
     enter = block.press(0.2)  # Enter opens the line; the answer holds the whole block
     block.answered(enter.request, "frame = load(path)\n    return frame", 0.25, 0.05)
     tab = block.press(0.6)  # the next key comes 0.35 s after it appeared: past the reaction time
@@ -235,7 +224,7 @@ def test_a_right_suggestion_shown_in_time_is_taken_with_tab():
 
 
 def test_a_suggestion_not_yet_read_is_not_taken_but_stays_visible_while_typed_through():
-    block, tally = editor(delays=0.2)
+    block, tally = editor(0.2)
     enter = block.press(0.2)
     block.answered(enter.request, "frame = load(path)", 0.5, 0.3)
     first = block.press(0.6)  # visible for 0.1 s only: the typist types "f"
@@ -249,7 +238,7 @@ def test_a_suggestion_not_yet_read_is_not_taken_but_stays_visible_while_typed_th
 
 
 def test_a_wrong_suggestion_is_counted_and_disappears_when_the_typing_leaves_it():
-    block, tally = editor(delays=0.2)
+    block, tally = editor(0.2)
     enter = block.press(0.2)
     block.answered(enter.request, "fig = plot(path)", 0.25, 0.05)
     assert tally.wrong == tally.shown == 1
@@ -261,7 +250,7 @@ def test_a_wrong_suggestion_is_counted_and_disappears_when_the_typing_leaves_it(
 
 
 def test_answers_to_older_requests_and_after_leaving_are_dropped():
-    block, tally = editor(delays=0.2)
+    block, tally = editor(0.2)
     old = block.press(0.2)
     new = block.press(0.4)
     block.answered(old.request, "rame = load(path)", 0.45, 0.25)
@@ -274,7 +263,7 @@ def test_answers_to_older_requests_and_after_leaving_are_dropped():
 
 
 def test_an_oracle_answering_at_once_writes_the_block_after_its_first_enter():
-    block, tally = editor(delays=0.5)
+    block, tally = editor(0.5)
     now = 0.0
     while not block.done:
         now += 0.5
@@ -361,7 +350,7 @@ async def test_the_replay_takes_right_suggestions_that_come_in_time_and_sends_th
 
 async def test_the_replay_takes_nothing_from_a_system_that_never_answers_in_time():
     plans = [plan_file("sales.py", SALES, 2, 2, 1, TypingStyle()), plan_file("houses.py", MODEL, 2, 2, 1, TypingStyle())]
-    tally = await replay_with(FakeSide({"sales.py": SALES, "houses.py": MODEL}, answer_after=None), plans)
+    tally = await replay_with(FakeSide({"sales.py": SALES, "houses.py": MODEL}, answer_after=None), plans, speedup=100)
     assert tally.accepted == tally.chars_accepted == tally.shown == 0
     assert tally.seconds == pytest.approx(tally.seconds_typing_all)
     assert tally.superseded == tally.requests == tally.chars and tally.latencies == []
