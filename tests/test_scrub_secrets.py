@@ -496,7 +496,7 @@ NOT_PASSWORDS = [
 
 
 @pytest.mark.parametrize("template", SHORT_PASSWORDS)
-@pytest.mark.parametrize("password", ["abc", "a", "x1!", "Pass@123"])
+@pytest.mark.parametrize("password", ["abc", "a", "x1!", "pass", "Pass@123"])
 def test_a_short_password_is_scrubbed(template, password):
     code = template.format(password) + "\n"
     scrubbed, counts = scrub_secrets(code)
