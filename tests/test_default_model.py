@@ -7,8 +7,7 @@ import sys
 
 import pytest
 
-from ghostframe.server.inference.default_model import PINNED_MODELS
-from ghostframe.server.inference.tiers import choose_tier
+from ghostframe.server.inference.tiers import auto_model
 from ghostframe.server.tools.terminal_cli import default_cursor, example_path
 
 pytestmark = pytest.mark.default_model
@@ -24,7 +23,7 @@ def test_complete_example_prints_a_real_completion():
     prefix = text.split("\n")[line - 1][: column - 1]
     printed = done.stdout.strip()
     assert printed.startswith(prefix) and len(printed) > len(prefix), done.stdout
-    served = PINNED_MODELS[choose_tier().model].display_name  # the model this machine was measured to run
+    served = auto_model("cpu")[0].display_name  # the model this machine was measured to run
     assert f"{served} on cpu" in done.stderr
 
 

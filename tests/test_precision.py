@@ -81,7 +81,7 @@ def test_the_measured_choice_is_cached_per_model_and_cpu(monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "time_model", lambda model: timed.append(1) or real(model, 16, 2, 1))
     first = load_model(str(TINY_MODEL), device="cpu")
     assert first.precision_choice.how == "measured" and timed
-    entries = json.loads((tmp_path / precision.CACHE_FILE).read_text())
+    entries = json.loads(precision.CHOICES.path.read_text())
     (entry,) = entries.values()
     assert entry["precision"] == first.precision and entry["cpu"] == machine.cpu_name()
     timed.clear()
@@ -133,4 +133,4 @@ def test_a_choice_measured_on_a_busy_cpu_is_not_cached(monkeypatch, tmp_path):
     real = precision.time_model
     monkeypatch.setattr(precision, "time_model", lambda model: real(model, 16, 2, 1))
     loaded = load_model(str(TINY_MODEL), device="cpu")
-    assert "busy" in loaded.precision_choice.how and not (tmp_path / precision.CACHE_FILE).exists()
+    assert "busy" in loaded.precision_choice.how and not precision.CHOICES.path.exists()

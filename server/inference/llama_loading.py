@@ -2,26 +2,28 @@
 
 The counterpart of model_loading's torch path, and called from it (`load_model(engine=...)`):
 the same model names, the same adapter checks (the gate's verdict, the base fingerprint), the
-same `LoadedModel` for the server and the evaluation. `auto` becomes the pinned model this
-machine runs at typing speed (tiers.py).
+same `LoadedModel` for the server and the evaluation. `auto` is resolved by the caller
+(tiers.auto_model), which passes the model it means and the TierChoice behind it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
-from ghostframe.server.inference.default_model import PINNED_MODELS, ModelLoadError, pinned_gguf_path
+from ghostframe.server.inference.adapter_checks import checked_adapter
+from ghostframe.server.inference.default_model import PINNED_MODELS, ModelLoadError, gguf_of, pinned_gguf_path
+from ghostframe.server.inference.gguf_adapter import gguf_lora_path
 from ghostframe.server.inference.gguf_files import gguf_tokenizer_and_facts
-from ghostframe.server.inference.model_loading import LoadedModel, checked_adapter, gguf_of, stop_token_ids
+from ghostframe.server.inference.llama_runtime import MAX_SUGGESTION_TOKENS, LlamaError, LlamaRuntime, RuntimeConfig
+from ghostframe.server.inference.loaded_model import LoadedModel, stop_token_ids
+from ghostframe.server.inference.progress import Reporter
+from ghostframe.server.inference.tiers import TierChoice
 
-Reporter = Callable[[str], None]
 # Speculative decoding with a draft model needs the same vocabulary: Qwen2.5-Coder's 0.5B drafts
 # for its 1.5B (llama-server's own FIM presets pair them so).
 DRAFT_MODELS = {"qwen2.5-coder-1.5b": "qwen2.5-coder-0.5b"}
-# What `--speculation auto` means per model: what `ghostframe bench typing` measured faster. On the
-# 2-core CPU neither paid (BENCHMARKS.md, "Speculative decoding"): n-gram drafts were 1.1-1.3x slower
-# for the 0.5B and 1.5B, the 0.5B drafting for the 1.5B 5.6x slower (it prefills every prompt too).
+# What `--speculation auto` means per model: the kind `ghostframe bench typing` measured faster than
+# none. Empty while no kind pays on the CPUs measured (BENCHMARKS.md, "Typing in a large file").
 SPECULATION_BY_MODEL: dict[str, str] = {}
 
 
@@ -40,25 +42,15 @@ def gguf_file(model: str, report: Reporter) -> tuple[Path, str]:
 
 def adapter_gguf(adapter: str, base: Path, fingerprint: str, model_name: str, force: bool) -> Path:
     """The adapter's GGUF LoRA, after the checks the torch path makes (gate verdict, base fingerprint)."""
-    from ghostframe.server.inference.gguf_adapter import gguf_lora_path
-
     return gguf_lora_path(checked_adapter(adapter, fingerprint, model_name, force), base)
 
 
-def load_llama(model: str | None, adapter: str | None, report: Reporter = lambda _: None,
+def load_llama(model: str, adapter: str | None, report: Reporter = lambda _: None,
                force_adapter: bool = False, speculation: str = "none", why: str = "",
-               prompt_tokens: int = 1024) -> LoadedModel:
+               prompt_tokens: int = 1024, tier: TierChoice | None = None) -> LoadedModel:
     """A LoadedModel whose `model` is a running llama_runtime.LlamaRuntime, each slot sized for
-    `prompt_tokens` plus the longest suggestion."""
-    from ghostframe.server.inference.llama_runtime import (MAX_SUGGESTION_TOKENS, LlamaError, LlamaRuntime,
-                                                          RuntimeConfig)
-
-    tier = None
-    if not model or model == "auto":
-        from ghostframe.server.inference.tiers import choose_tier
-
-        tier = choose_tier(report)
-        model = tier.model
+    `prompt_tokens` plus the longest suggestion. `model` is a pinned name or a .gguf path (`auto`
+    resolved: `tier` says how)."""
     if speculation == "auto":
         speculation = SPECULATION_BY_MODEL.get(model, "none")
     gguf, name = gguf_file(model, report)

@@ -45,7 +45,7 @@ DRAFT_MAX, DRAFT_MIN = 16, 0
 def available() -> str | None:
     """None when the llama.cpp binding can be imported, else why not."""
     try:
-        import xllamacpp  # noqa: F401
+        import xllamacpp  # noqa: F401  (the probe itself; it loads llama.cpp's libraries)
     except ImportError as exc:
         return f"the llama.cpp binding xllamacpp is not installed ({exc})"
     return None
@@ -98,7 +98,7 @@ class LlamaRuntime:
     """One GGUF model (plus draft and LoRA) loaded by llama.cpp, with `slots` KV caches."""
 
     def __init__(self, config: RuntimeConfig):
-        import xllamacpp as xlc
+        import xllamacpp as xlc  # loads llama.cpp's libraries: only when a model runs
 
         self.config = config
         self._folder = tempfile.mkdtemp(prefix="ghostframe-llama-")  # 0700: the socket's only door
@@ -144,14 +144,16 @@ class LlamaRuntime:
         self.startup_prefill_rate = timings["prompt_ms"] / 1000 / max(1, timings["prompt_n"])
 
     def stream(self, ids: list[int], max_tokens: int, slot: int, on_tokens: Callable[[list[int], str], bool],
-               cache_prompt: bool = True, keep_going: Callable[[], bool] = lambda: True) -> dict:
+               cache_prompt: bool = True, keep_going: Callable[[], bool] = lambda: True,
+               logprobs: list[float] | None = None) -> dict:
         """Greedy tokens after `ids` in `slot`: `on_tokens(new ids, their text)` after each step; True stops
         the request.
 
         The text is llama-server's: a token that ends inside a UTF-8 character is sent with the
         next one, and its id is then missing from the ids (the text has it). `keep_going()` is
-        also asked while the prompt is evaluated (once per batch); False stops it there. Returns
-        llama-server's timings of the request.
+        also asked while the prompt is evaluated (once per batch); False stops it there. `logprobs`,
+        when given, gets each new id's log-probability (parallel to the ids). Returns llama-server's
+        timings of the request.
         """
         new: list[int] = []
         text: list[str] = []
@@ -166,10 +168,13 @@ class LlamaRuntime:
                 return True
             timings.update(chunk.get("timings") or {})
             choice = (chunk.get("choices") or [{}])[0]
-            tokens = [entry["id"] for entry in ((choice.get("logprobs") or {}).get("content") or [])]
+            entries = (choice.get("logprobs") or {}).get("content") or []
+            tokens = [entry["id"] for entry in entries]
             if not tokens:
                 return not keep_going()  # a prompt-progress event (or the final one)
             new.extend(tokens)
+            if logprobs is not None:
+                logprobs.extend(entry["logprob"] for entry in entries)
             text.append(choice.get("text") or "")
             return on_tokens(new, "".join(text))
 

@@ -43,7 +43,7 @@ def cpu_flags() -> tuple[str, ...]:
             have = set(line.split(":", 1)[1].split())
             return tuple(name for flag, name in CPU_FLAGS.items() if flag in have)
     try:
-        import torch
+        import torch  # seconds to import, and this module is read where no model runs: only off Linux
 
         capability = torch.backends.cpu.get_cpu_capability()  # "AVX2", "AVX512", "DEFAULT", ...
     except (ImportError, AttributeError):
@@ -73,7 +73,7 @@ def cpu_description() -> str:
 
 def environment(threads: int | None = None) -> dict:
     """Machine, CPU and its flags, torch threads, GPU name (None without CUDA) and versions."""
-    import torch
+    import torch  # seconds to import: only when a report asks
 
     return {
         "machine": platform.machine(), "processor": cpu_name(), "cpu_flags": list(cpu_flags()),

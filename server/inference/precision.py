@@ -14,21 +14,19 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import hashlib
-import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from filelock import FileLock
+import torch
 
 from ghostframe.server.inference import quantization
-from ghostframe.server.inference.default_model import cache_dir
 from ghostframe.server.inference.machine import busy, cpu_flags, cpu_name, native_bf16
-
 from ghostframe.server.inference.model_options import PRECISIONS
-CACHE_FILE = "precision-choices.json"
+from ghostframe.server.inference.progress import Reporter
+from ghostframe.server.inference.user_cache import MeasurementCache
+
+CHOICES = MeasurementCache("precision-choices.json")
 # A typical request in a typing session: about 16 forward passes of 1-4 tokens (decode steps
 # and draft checks), plus its share of prefills (a file opened, a region edited, the window
 # moving), counted as 128 tokens. The candidate with the lowest estimate wins.
@@ -41,8 +39,6 @@ TIMED_REPEATS = 2
 # Below this a forward pass is mostly Python overhead: timings say nothing about the weights,
 # so such models (the tests' tiny ones) take int8 without measuring, deterministically.
 MIN_PARAMETERS_TO_MEASURE = 20_000_000
-
-Reporter = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -65,8 +61,6 @@ class PrecisionChoice:
 
 
 def _dtype(name: str):
-    import torch
-
     return {"float32": torch.float32, "bfloat16": torch.bfloat16}[name]
 
 
@@ -83,8 +77,7 @@ def parameter_count(model: Any) -> int:
 def time_model(model: Any, prefill_tokens: int = TIMED_PREFILL_TOKENS, decode_steps: int = TIMED_DECODE_STEPS,
                repeats: int = TIMED_REPEATS) -> dict[str, float]:
     """Best-of-`repeats` milliseconds: prefill per token, one decode step, and a typical request."""
-    import torch
-    from transformers import DynamicCache
+    from transformers import DynamicCache  # transformers takes seconds to import: only when timing
 
     vocab = model.config.vocab_size
     ids = torch.tensor([[(i * 7919 + 13) % vocab for i in range(prefill_tokens)]], device=model.device)
@@ -106,35 +99,11 @@ def time_model(model: Any, prefill_tokens: int = TIMED_PREFILL_TOKENS, decode_st
 
 
 def _cache_key(fingerprint: str, model: Any) -> str:
-    import torch
-
-    parts = [fingerprint, parameter_count(model), cpu_name(), cpu_flags(), torch.get_num_threads(), torch.__version__]
-    return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()[:24]
-
-
-def _read_cache() -> dict:
-    try:
-        return json.loads((cache_dir() / CACHE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
-
-
-def _write_cache(key: str, choice: PrecisionChoice) -> None:
-    path = cache_dir() / CACHE_FILE
-    try:
-        with FileLock(str(path) + ".lock"):
-            entries = _read_cache()
-            entries[key] = {**asdict(choice), "cpu": cpu_name(), "cpu_flags": list(cpu_flags())}
-            partial = path.with_suffix(".partial")
-            partial.write_text(json.dumps(entries, indent=1))
-            os.replace(partial, path)
-    except OSError:
-        pass  # a read-only cache only means measuring again next time
+    return CHOICES.key([fingerprint, parameter_count(model), cpu_name(), cpu_flags(), torch.get_num_threads(),
+                        torch.__version__])
 
 
 def _apply(model: Any, precision: str, prefill: str) -> Any:
-    import torch
-
     if precision == "int8":
         return quantization.quantize_int8(model, _dtype(prefill))
     return model.to(_dtype(precision)) if precision == "bfloat16" else model.to(torch.float32)
@@ -172,8 +141,6 @@ def choose_precision(model: Any, device: str, requested: str = "auto", fingerpri
 
     A GPU keeps the dtype it was loaded in. `requested` is one of PRECISIONS.
     """
-    import torch
-
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise ValueError(f"Unknown precision {requested!r}: use one of {', '.join(PRECISIONS)}.")
@@ -194,14 +161,14 @@ def choose_precision(model: Any, device: str, requested: str = "auto", fingerpri
     if parameter_count(model) < MIN_PARAMETERS_TO_MEASURE:
         return _apply(model, "int8", default_prefill()), PrecisionChoice("int8", default_prefill(), "default")
     key = _cache_key(fingerprint, model)
-    if (entry := _read_cache().get(key)) and entry.get("precision") in PRECISIONS[1:]:
+    if (entry := CHOICES.get(key)) and entry.get("precision") in PRECISIONS[1:]:
         choice = PrecisionChoice(entry["precision"], entry["prefill"], "cached", entry.get("timings", {}))
         report(f"running in {choice.describe()}")
         return _apply(model, choice.precision, choice.prefill), choice
     report("measuring which precision is fastest on this CPU (first run only)")
     model, choice = measure(model, report)
     if (load := busy()) is None:
-        _write_cache(key, choice)
+        CHOICES.put(key, asdict(choice))
     else:  # other programs skewed the timings: use them now, measure again next time
         choice = dataclasses.replace(choice, how=f"measured on a busy CPU (load {load:.1f}), not cached")
     report(f"running in {choice.describe()}")

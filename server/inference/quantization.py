@@ -1,22 +1,16 @@
 """Make a loaded model cheaper to run for inference: merge the adapter, int8 weights on CPU.
 
-Decoding reads every weight once per token, so on a CPU it is bound by memory traffic
-(matmuls were 81% of a decode step for SmolLM2-135M in fp32, ~12 GB/s). Int8 weights are
-a quarter of fp32's bytes. Measured on the 2-core EPYC dev machine, per decode step:
-fp32 59 ms, bf16 44 ms, int8 weights with bf16 activations (this module) 23 ms.
-
-Why not the libraries' int8: torch's `quantize_dynamic` (int8 activations too) decoded
-in 21 ms but broke the model — exact match on `ghostframe-eval` fell from 10.0 % to
-3.0 %, greedy tokens agreed with fp32 at only 46 % of positions (activation outliers;
-down_proj worst). torchao's weight-only int8 was slower than fp32 in eager mode on this
-CPU (94 ms; its kernels want torch.compile). So the weights are quantised per output
-channel here and multiplied with aten's own int8 weight-only kernel.
+Decoding reads every weight once per token, so on a CPU it is bound by memory traffic; int8
+weights are a quarter of float32's bytes. They are quantised per output channel here and
+multiplied with aten's own int8 weight-only kernel. The libraries' int8 did not do: torch's
+`quantize_dynamic` quantises activations too, and their outliers broke the model's answers;
+torchao's weight-only int8 is only fast under torch.compile (BENCHMARKS.md, "int8 weights and
+quality", has the figures).
 
 A prompt's prefill (many rows) runs as one dense matmul on weights dequantised on the fly,
-in `wide_dtype`: bfloat16 only pays where the CPU multiplies bf16 in hardware. Without it
-(AVX2-only CPUs, most laptops) a bf16 matmul is emulated: a 346-token int8 prefill took
-6.4 s in bf16 against 1.1 s in float32 on the 2-core EPYC. Dequantising per call costs
-no memory (keeping float32 copies would add 4 bytes per weight to int8's 1).
+in `wide_dtype`: bfloat16 only pays where the CPU multiplies bf16 in hardware; elsewhere
+(AVX2-only CPUs, most laptops) it is emulated, and slower than float32. Dequantising per call
+costs no memory (keeping float32 copies would add 4 bytes per weight to int8's 1).
 """
 
 from __future__ import annotations
@@ -62,7 +56,7 @@ class Int8WeightLinear(torch.nn.Module):
 
 def merge_adapter(model: Any) -> Any:
     """Fold a LoRA adapter into the base weights: same function, no extra matmuls per layer."""
-    from peft import PeftModel
+    from peft import PeftModel  # peft takes seconds to import: only when an adapter is merged
 
     return model.merge_and_unload() if isinstance(model, PeftModel) else model
 

@@ -1,32 +1,35 @@
-"""Which pinned model `auto` serves on this CPU: the largest that keeps a typing session at typing speed.
+"""Which pinned model `auto` serves: on a CPU, the largest that keeps a typing session at typing speed.
 
 Machines differ by 10x: a 2-core cloud VM and an 8-core laptop, AVX2 or AVX-512. So the choice
 is measured, not guessed: each candidate, smallest first, is loaded in the llama.cpp engine and
 timed (prefill per prompt token, decode per new token, best of two); its typing session is
-estimated from those rates (`Rates.typing_ms`, calibrated against `ghostframe bench typing`),
-and the largest candidate whose estimate meets the targets wins. A larger candidate is only
-downloaded and timed when the one below it fits with room to spare. The choice is cached per
-model file, CPU, its flags, thread count and llama.cpp build (delete `tier-choices.json` in the
-cache to measure again); a measurement taken while other programs kept the CPU busy is used but
-not cached.
+estimated from those rates (`Rates.typing_ms`, calibrated against `ghostframe bench typing`:
+BENCHMARKS.md, "Which model each machine serves"), and the largest candidate whose estimate meets
+the targets wins. A larger candidate is only downloaded and timed when the one below it fits with
+room to spare.
+
+What is cached is what was measured, not what was decided: the rates, per model file, CPU, its
+flags, thread count and llama.cpp build (delete `tier-rates.json` in the cache to measure again; a
+measurement taken while other programs kept the CPU busy is used but not cached). The choice is
+made from them on every load, so retuning a target or the engine's cold budget takes effect at
+once.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-import os
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from typing import Callable
 
-from filelock import FileLock
-
-from ghostframe.server.inference.default_model import PINNED_MODELS, cache_dir
+from ghostframe.server.inference import llama_runtime
+from ghostframe.server.inference.default_model import PINNED_MODELS, PinnedModel, default_model_for, pinned_gguf_path
+from ghostframe.server.inference.engine import COLD_BUDGET_SECONDS
+from ghostframe.server.inference.llama_runtime import LlamaRuntime, RuntimeConfig, physical_cores
 from ghostframe.server.inference.machine import busy, cpu_flags, cpu_name
+from ghostframe.server.inference.progress import Reporter
+from ghostframe.server.inference.user_cache import MeasurementCache
 
-Reporter = Callable[[str], None]
-CACHE_FILE = "tier-choices.json"
+RATES = MeasurementCache("tier-rates.json")
 # The goal a typing session must meet (per keystroke, through the server).
 TARGET_P50_MS = 300.0
 TARGET_P95_MS = 800.0
@@ -39,12 +42,12 @@ TRY_LARGER_UP_TO = 3.0
 # (a move, a new line), when the pause has not yet warmed all of its window: its request prefills
 # some 64 tokens, not just the typed ones, then decodes a typical suggestion; the slow tail (p95)
 # is a request whose prefill is capped by the engine's cold budget, with a long suggestion.
-# Calibrated with `ghostframe bench typing` (BENCHMARKS.md, "Which model each machine serves"): the
-# estimates fall within 0.8-1.35x of the measured p50 and p95 of the three pinned models on a 2-core CPU.
+# Calibrated with `ghostframe bench typing` (BENCHMARKS.md, "Which model each machine serves").
 KEYSTROKE_PREFILL_TOKENS = 64
 SUGGESTION_TOKENS = 16
 SLOW_PREFILL_TOKENS = 256
 SLOW_SUGGESTION_TOKENS = 20
+# What is timed per candidate (the rates' cache key holds these).
 TIMED_PREFILL_TOKENS = 256
 TIMED_DECODE_TOKENS = 16
 
@@ -58,9 +61,7 @@ class Rates:
 
     def typing_ms(self) -> tuple[float, float]:
         """Estimated (p50, p95) ms per keystroke of a typing session (see the constants above; a cold
-        request's prefill is capped by the engine's cold budget, engine.COLD_BUDGET_SECONDS)."""
-        from ghostframe.server.inference.engine import COLD_BUDGET_SECONDS
-
+        request's prefill is capped by the engine's cold budget)."""
         p50 = self.prefill_ms_per_token * KEYSTROKE_PREFILL_TOKENS + self.decode_ms_per_token * SUGGESTION_TOKENS
         slow_prefill = min(self.prefill_ms_per_token * SLOW_PREFILL_TOKENS, COLD_BUDGET_SECONDS * 1000)
         p95 = slow_prefill + self.decode_ms_per_token * SLOW_SUGGESTION_TOKENS
@@ -77,7 +78,7 @@ class TierChoice:
 
     model: str
     how: str                                               # measured | cached | measured on a busy CPU ...
-    rates: dict[str, Rates] = field(default_factory=dict)  # the candidates that were timed
+    rates: dict[str, Rates] = field(default_factory=dict)  # the candidates it was decided on
     reason: str = ""
 
     def describe(self) -> str:
@@ -93,9 +94,6 @@ Measure = Callable[[str, Reporter], Rates]
 
 def measure_rates(model: str, report: Reporter = lambda _: None) -> Rates:
     """Time `model` (a pinned name) in the llama.cpp engine: best of two prefills and decodes."""
-    from ghostframe.server.inference.default_model import pinned_gguf_path
-    from ghostframe.server.inference.llama_runtime import LlamaRuntime, RuntimeConfig
-
     gguf = pinned_gguf_path(PINNED_MODELS[model], report)
     report(f"timing {PINNED_MODELS[model].display_name} on this CPU")
     runtime = LlamaRuntime(RuntimeConfig(gguf, slots=1, slot_tokens=TIMED_PREFILL_TOKENS + TIMED_DECODE_TOKENS + 8))
@@ -111,32 +109,25 @@ def measure_rates(model: str, report: Reporter = lambda _: None) -> Rates:
     return Rates(round(prefill, 2), round(decode, 2))
 
 
-def _cache_key(threads: int) -> str:
-    import xllamacpp
-
-    parts = [[PINNED_MODELS[m].gguf_sha256 for m in CANDIDATES], cpu_name(), cpu_flags(), threads,
-             getattr(xllamacpp, "__version__", "?"), KEYSTROKE_PREFILL_TOKENS, SLOW_PREFILL_TOKENS]
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:24]
-
-
-def _read_cache() -> dict:
+def _llama_cpp_build() -> str:
     try:
-        return json.loads((cache_dir() / CACHE_FILE).read_text())
-    except (OSError, ValueError):
-        return {}
+        return metadata.version("xllamacpp")
+    except metadata.PackageNotFoundError:
+        return "?"
 
 
-def _write_cache(key: str, choice: TierChoice) -> None:
-    path = cache_dir() / CACHE_FILE
+def _rates_key(model: str, threads: int) -> str:
+    """What a model's rates depend on: the file, the CPU, the threads, llama.cpp, and what is timed."""
+    return RATES.key([PINNED_MODELS[model].gguf_sha256, cpu_name(), cpu_flags(), threads, _llama_cpp_build(),
+                      TIMED_PREFILL_TOKENS, TIMED_DECODE_TOKENS])
+
+
+def _cached_rates(key: str) -> Rates | None:
+    entry = RATES.get(key) or {}
     try:
-        with FileLock(str(path) + ".lock"):
-            entries = _read_cache()
-            entries[key] = {**asdict(choice), "cpu": cpu_name(), "cpu_flags": list(cpu_flags())}
-            partial = path.with_suffix(".partial")
-            partial.write_text(json.dumps(entries, indent=1))
-            os.replace(partial, path)
-    except OSError:
-        pass  # a read-only cache only means measuring again next time
+        return Rates(float(entry["prefill_ms_per_token"]), float(entry["decode_ms_per_token"]))
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 def pick(rates_of: Callable[[str], Rates]) -> tuple[str, dict[str, Rates], str]:
@@ -162,21 +153,45 @@ def pick(rates_of: Callable[[str], Rates]) -> tuple[str, dict[str, Rates], str]:
 
 def choose_tier(report: Reporter = lambda _: None, measure: Measure = measure_rates,
                 threads: int | None = None) -> TierChoice:
-    """The pinned model `auto` means on this CPU, measured once per machine (see the module docstring)."""
-    from ghostframe.server.inference.llama_runtime import physical_cores
+    """The pinned model `auto` means on this CPU, decided from rates measured once per machine (see the
+    module docstring)."""
+    threads = threads or physical_cores()
+    measured: list[str] = []
+    busy_loads: list[float] = []
 
-    key = _cache_key(threads or physical_cores())
-    if (entry := _read_cache().get(key)) and entry.get("model") in CANDIDATES:
-        choice = TierChoice(entry["model"], "cached", {k: Rates(**v) for k, v in entry.get("rates", {}).items()},
-                            entry.get("reason", ""))
-        report(f"serving {choice.describe()}")
-        return choice
-    report("measuring which model this machine runs at typing speed (first run only)")
-    model, rates, reason = pick(lambda name: measure(name, report))
-    choice = TierChoice(model, "measured", rates, reason)
-    if (load := busy()) is None:
-        _write_cache(key, choice)
-    else:
-        choice = dataclasses.replace(choice, how=f"measured on a busy CPU (load {load:.1f}), not cached")
+    def rates_of(model: str) -> Rates:
+        key = _rates_key(model, threads)
+        if (rates := _cached_rates(key)) is not None:
+            return rates
+        if not measured:
+            report("measuring which model this machine runs at typing speed (first run only)")
+        measured.append(model)
+        rates = measure(model, report)
+        if (load := busy()) is None:
+            RATES.put(key, {"model": model, **asdict(rates)})
+        else:  # other programs skewed the timings: use them now, measure again next time
+            busy_loads.append(load)
+        return rates
+
+    model, rates, reason = pick(rates_of)
+    how = ("cached" if not measured else "measured" if not busy_loads
+           else f"measured on a busy CPU (load {max(busy_loads):.1f}), not cached")
+    choice = TierChoice(model, how, rates, reason)
     report(f"serving {choice.describe()}")
     return choice
+
+
+def is_auto(model: str | None) -> bool:
+    """Whether a --model value leaves the choice to `auto_model` (empty or "auto")."""
+    return not model or model == "auto"
+
+
+def auto_model(device: str, report: Reporter = lambda _: None) -> tuple[PinnedModel, TierChoice | None]:
+    """The pinned model `auto` means on `device`, with the TierChoice when this machine was measured for
+    it. On a CPU that runs llama.cpp it is the largest model the CPU runs at typing speed, for every
+    engine, so a model trained or evaluated by default is the one that serves; on a GPU, or where
+    llama.cpp cannot run to measure, the per-device default (default_model.DEFAULT_BY_DEVICE)."""
+    if device == "cpu" and llama_runtime.available() is None:
+        tier = choose_tier(report)
+        return PINNED_MODELS[tier.model], tier
+    return default_model_for(device), None

@@ -31,6 +31,7 @@ from ghostframe.server.inference.model_loading import (
     pick_device,
     resolve_model_path,
 )
+from ghostframe.server.inference.progress import Reporter
 from ghostframe.trainer.training.checkpoints import (
     CheckpointError,
     TrainingProgress,
@@ -53,8 +54,6 @@ from ghostframe.trainer.data.corpus import CorpusError, build_corpus
 from ghostframe.trainer.training.loss import CausalLMLoss, keytoken_ids
 from ghostframe.trainer.training.metrics import MetricsLog, perplexity, plot_losses, read_metrics
 from ghostframe.trainer.data.packing import packed_blocks
-
-Reporter = Callable[[str], None]
 
 
 class TrainingError(RuntimeError):
