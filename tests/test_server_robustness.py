@@ -78,7 +78,9 @@ async def test_lone_surrogates_in_text_do_not_break_completion(client, tiny_engi
 def test_a_position_inside_a_surrogate_pair_is_the_characters_start(raw_server, engine_model):
     """Column 10 of `label = "😀` falls between the two UTF-16 halves of 😀: it is answered as
     column 9, the character's start. Before the fix it was taken as column 11, the prompt held
-    the character and the answer was a run of U+FFFD."""
+    the character and the answer was a run of U+FFFD. After the character (column 11) the tiny
+    random model writes byte tokens that form no UTF-8: the suggestion ends before them, so no
+    U+FFFD reaches the editor, nor the prompt of the next line computed ahead from it."""
     server = raw_server(model=engine_model)
     server.initialize()
     assert server.wait_ready()["state"] == "ready"
@@ -95,7 +97,16 @@ def test_a_position_inside_a_surrogate_pair_is_the_characters_start(raw_server, 
     at_start = suggestions(2, 9)
     inside = suggestions(3, 10)
     assert inside == at_start
-    assert not any("\ufffd" in suggestion for suggestion in inside)
+    after = suggestions(4, 11)
+    assert not any("\ufffd" in suggestion for suggestion in inside + after), after
+
+
+def test_a_suggestion_ends_before_bytes_that_are_no_text():
+    from ghostframe.server.inference.prompt import finish_completion
+
+    ctx = CompletionContext('label = "😀', "")
+    assert finish_completion('" + name\ufffd\ufffd', ctx, multiline=False) == '" + name'
+    assert finish_completion("\ufffd\ufffd\ufffd", ctx, multiline=False) == ""
 
 
 def test_non_utf8_and_malformed_messages_are_answered(raw_server, engine_model):
