@@ -4,17 +4,16 @@ suggestion computed ahead, so it shows at once after Tab and Enter."""
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from conftest import TINY_GGUF, initialize, inline, open_document, server_command, status, wait_until
+from conftest import (TINY_GGUF, initialize, inline, open_document, poll_status, server_command, status,
+                      wait_for_warm, wait_until)
 from ghostframe.server.inference.engine import Limits, SpeedOptions
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.server.lsp.documents import context_after_accepting
+from ghostframe.server.inference.scheduler import context_after_accepting
 
 SOURCE = ("import pandas as pd\n\ndf = pd.read_csv('sales.csv')\nmonthly = df.groupby('month')['amount'].sum()\n"
           "for month, total in monthly.items():\n    print(month, total)\n")
@@ -57,24 +56,30 @@ async def test_answers_are_the_engines(client, engine):
         assert (got[0].insert_text if got else "") == want
 
 
-async def wait_for_warm(client, above: int) -> dict:
-    for _ in range(1200):
-        if (current := await status(client))["warmedTokens"] > above:
-            return current
-        await asyncio.sleep(0.05)
-    raise TimeoutError("nothing was warmed")
+def common_prefix(a: list[int], b: list[int]) -> int:
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-async def test_a_cursor_move_warms_the_prompt_there(client):
-    uri = "file:///work/moved.py"
-    open_document(client, uri, SOURCE * 20)
-    await asyncio.sleep(0.5)  # the open's own warming, for the end of the file
-    await wait_for_warm(client, 0)
+async def test_a_cursor_move_warms_the_prompt_there(client, engine):
+    uri, text, line = "file:///work/moved.py", SOURCE * 20, 40
+    lines = text.split("\n")
+    at_end = engine.prompt_ids(CompletionContext(text.rstrip("\n"), "\n"), 1024)  # what opening warms
+    before = "\n".join(lines[:line]) + "\n"
+    at_cursor = engine.prompt_ids(CompletionContext(before, text[len(before):]), 1024)
+    shared = common_prefix(at_end, at_cursor)
+    assert shared < len(at_cursor) // 2, "opening alone must not warm the prompt at the cursor"
     warmed = (await status(client))["warmedTokens"]
-    client.protocol.notify("ghostframe/didMoveCursor", {"textDocument": {"uri": uri}, "position": {"line": 40, "character": 0}})
-    await wait_for_warm(client, warmed)
+    open_document(client, uri, text)
+    warmed = (await wait_for_warm(client, warmed + len(at_end) - 1))["warmedTokens"]
+    client.protocol.notify("ghostframe/didMoveCursor",
+                           {"textDocument": {"uri": uri}, "position": {"line": line, "character": 0}})
+    await wait_for_warm(client, warmed + len(at_cursor) - 1 - shared)
+    shown = await inline(client, uri, line, 0)
+    assert (await status(client))["lastPrefillTokens"] == 1  # the request computed only its last prompt token
     client.protocol.notify("ghostframe/didMoveCursor", {"textDocument": {"uri": uri}, "position": "nonsense"})
-    assert (await inline(client, uri, 40, 0)) is not None  # a malformed notification changed nothing
+    assert (await status(client))["state"] == "ready"  # the malformed notification was ignored
+    assert (await inline(client, uri, line, 0)) == shown
+    client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
 
 
 async def test_after_tab_and_enter_the_next_line_was_computed_ahead(client):
@@ -85,10 +90,8 @@ async def test_after_tab_and_enter_the_next_line_was_computed_ahead(client):
     suggestion = shown[0].insert_text if shown else ""
     assert suggestion, "the tiny model suggests something here"
     following = context_after_accepting(CompletionContext(text, ""), suggestion)
-    for _ in range(600):  # the look-ahead runs on the model worker once the answer went out
-        if (await status(client))["held"]["inFlight"] == 0:
-            break
-        await asyncio.sleep(0.05)
+    # the look-ahead runs on the model worker once the answer went out
+    await poll_status(client, lambda current: current["held"]["inFlight"] == 0, "done computing ahead")
     client.text_document_did_change(types.DidChangeTextDocumentParams(
         text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=2),
         content_changes=[types.TextDocumentContentChangePartial(
@@ -96,6 +99,7 @@ async def test_after_tab_and_enter_the_next_line_was_computed_ahead(client):
             text=following.before[len(text):])]))
     await inline(client, uri, 3, len(following.line_prefix))
     assert (await status(client))["lastPrefillTokens"] == 0  # answered without running the model
+    client.text_document_did_close(types.DidCloseTextDocumentParams(types.TextDocumentIdentifier(uri)))
 
 
 def test_the_line_after_accepting_is_indented_as_editors_do():

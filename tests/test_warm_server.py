@@ -3,23 +3,13 @@ computes its last token, and it reloads the model only when a setting that needs
 
 from __future__ import annotations
 
-import asyncio
-
 from lsprotocol import types
 
-from conftest import OTHER_TINY_MODEL, RawServer, inline, open_document, status  # noqa: F401 (raw_server)
+from conftest import (OTHER_TINY_MODEL, RawServer, inline, open_document, status,  # noqa: F401 (raw_server)
+                      wait_for_warm)
 from ghostframe.server.inference.prompt import CompletionContext
 
 SOURCE = "import pandas as pd\n\ndf = pd.read_csv('sales.csv')\nmonthly = df.groupby('month')['amount'].sum()\n"
-
-
-async def wait_for_warm(client, tokens: int) -> dict:
-    for _ in range(1200):
-        current = await status(client)
-        if current["warmedTokens"] >= tokens:
-            return current
-        await asyncio.sleep(0.05)
-    raise TimeoutError(f"warming stayed at {current['warmedTokens']} of {tokens} tokens")
 
 
 async def test_opening_a_document_warms_it_for_the_first_request(client, tiny_engine):
