@@ -157,3 +157,10 @@ def test_context_inside_a_surrogate_pair_in_a_document_and_a_notebook_cell():
         assert (inside.before, inside.after) == (above + 'label = "', "😀")
         assert "\ufffd" not in inside.before + inside.after
         assert not any(0xD800 <= ord(c) <= 0xDFFF for c in inside.before + inside.after)
+    # an edit there lands at the character's start too, in a cell as in a file
+    inside_pair = {"start": {"line": 0, "character": 10}, "end": {"line": 0, "character": 10}}
+    deliver(ls, {"jsonrpc": "2.0", "method": "notebookDocument/didChange", "params": {
+        "notebookDocument": {"uri": notebook, "version": 2},
+        "change": {"cells": {"textContent": [{"document": {"uri": cell_uris[1], "version": 2},
+                                              "changes": [{"range": inside_pair, "text": "x"}]}]}}}})
+    assert ls.workspace.get_text_document(cell_uris[1]).source == 'label = "x😀'
