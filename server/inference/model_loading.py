@@ -164,9 +164,10 @@ def attach_adapter(model: Any, adapter: str, fingerprint: str, model_name: str, 
 def choose_engine(requested: str, device: str, model: str | None, adapter: str | None) -> tuple[str, str]:
     """("torch" | "llama.cpp", why): llama.cpp serves GGUF models on the CPU, torch everything else.
 
-    llama.cpp decodes the pinned models about 2x faster than torch on CPUs (BENCHMARKS.md); the
-    llama.cpp wheel is a CPU build, so GPUs keep torch, as do Hugging Face folders (llama.cpp reads
-    GGUF only) and adapters the llama.cpp engine cannot take (a full fine-tune's output).
+    llama.cpp decodes the pinned models faster than torch on CPUs (BENCHMARKS.md, "Decode per token
+    against llama.cpp"); the llama.cpp wheel is a CPU build, so GPUs keep torch, as do Hugging Face
+    folders (llama.cpp reads GGUF only) and adapters the llama.cpp engine cannot take (a full
+    fine-tune's output).
     """
     requested = (requested or "auto").lower()
     if requested not in ENGINES:

@@ -51,7 +51,7 @@ class PrecisionChoice:
     timings: dict[str, dict[str, float]] = field(default_factory=dict)  # candidate -> ms figures
 
     def describe(self) -> str:
-        """"int8 (prefill in float32; measured: int8 1210 < float32 1830 ms per typical request)"."""
+        """"int8 (prefill in float32; measured: int8 A < float32 B ms per typical request)"."""
         detail = self.how
         if self.timings:
             ranked = sorted(self.timings.items(), key=lambda item: item[1]["request_ms"])

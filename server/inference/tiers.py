@@ -1,6 +1,6 @@
 """Which pinned model `auto` serves: on a CPU, the largest that keeps a typing session at typing speed.
 
-Machines differ by 10x: a 2-core cloud VM and an 8-core laptop, AVX2 or AVX-512. So the choice
+Machines differ widely: a 2-core cloud VM and an 8-core laptop, AVX2 or AVX-512. So the choice
 is measured, not guessed: each candidate, smallest first, is loaded in the llama.cpp engine and
 timed (prefill per prompt token, decode per new token, best of two); its typing session is
 estimated from those rates (`Rates.typing_ms`, calibrated against `ghostframe bench typing`:
