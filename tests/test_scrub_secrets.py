@@ -224,6 +224,8 @@ digest = hashlib.sha256(b"data").hexdigest()
 client = OpenAI(api_key="sk-...")  # your key here
 login(token="hf_***")
 mask_token = "[MASK]"
+default_metavalue_token = "NULL"
+verdict = {"pass": str(value).lower() == "yes", "user": user == "admin"}
 '''
 
 

@@ -291,11 +291,12 @@ class _Names:
     def targets(self, op: int) -> list[str]:
         """Names before an `=`/`==` at `op`: the target, and an annotated target (`pw: str = …`)."""
         names, index, boundary = [], op - 1, self.enclosing[op]
+        in_dict = boundary >= 0 and self.code[boundary].text == "{"
         colons = []
         while index >= 0 and index != boundary:
             token = self.code[index]
-            if token.kind == "newline" or token.text in (",", ";", "=", "lambda"):
-                break
+            if token.kind == "newline" or token.text in (",", ";", "=", "lambda") or (in_dict and token.text == ":"):
+                break  # in a dict, `{"pass": x == "yes"}`, the colon ends a key, not an annotation
             if token.text == ":":
                 colons.append(index)
             if index in self.partner:  # skip a bracketed group

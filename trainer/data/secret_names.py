@@ -55,7 +55,7 @@ _DESCRIBING_LAST_WORDS = frozenset({
 # Values that name a secret rather than being one: "X-Access-Token", "my_secret_key", "expired_token".
 _SECRET_WORDS_IN_VALUES = frozenset({
     "password", "passwd", "secret", "token", "key", "apikey", "auth", "credential", "credentials", "pwd",
-    "pw", "passphrase", "passcode",  # not "pass": a test database's password often is "pass"
+    "pw",  # not "pass": a test database's password often is "pass"
 })
 # Tokenizer vocabulary: eos_token = "</s>", pad_token = "[PAD]", additional_special_tokens.
 _VOCABULARY_WORDS = frozenset({
