@@ -66,13 +66,15 @@ def greedy_decode(
     should_stop: Callable[[list[int]], bool],
     prompt_lookup: bool = False,
     max_draft: int = MAX_DRAFT_TOKENS["cpu"],
+    logprobs: list[float] | None = None,
 ) -> tuple[list[int], Any, list[int]]:
     """Generate up to `max_new_tokens` greedily after `prompt`.
 
     `cache` holds keys/values for `prompt[:cached]` (or is None). `should_stop(new_ids)` is
     asked after every step (end of suggestion, end of text, cancellation). Returns (new token
     ids, the cache, the ids the cache now holds). With `prompt_lookup` the cache is not reused
-    (see the module docstring).
+    (see the module docstring). `logprobs`, when given, gets each new token's log-probability under
+    the model (what show_filter judges a suggestion by).
     """
     from transformers import DynamicCache
 
@@ -82,10 +84,13 @@ def greedy_decode(
     lookup = {"prompt_lookup_num_tokens": max_draft, "max_matching_ngram_size": 3} if prompt_lookup else {}
     output = model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids), cache=cache,
                             max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=None,
-                            pad_token_id=0, stopping_criteria=stopping_criteria(should_stop, len(prompt)), **lookup)
-    generated = output[0, len(prompt):].tolist()
+                            pad_token_id=0, stopping_criteria=stopping_criteria(should_stop, len(prompt)),
+                            return_dict_in_generate=True, output_logits=logprobs is not None, **lookup)
+    generated = output.sequences[0, len(prompt):].tolist()
     # a draft accepted whole may run past the stop: keep what one token at a time would have kept
     new = next((generated[:n] for n in range(1, len(generated) + 1) if should_stop(generated[:n])), generated)
+    if logprobs is not None:  # the raw logits: the model's own probability, before any logits processor
+        logprobs.extend(torch.log_softmax(step[0].float(), -1)[token].item() for step, token in zip(output.logits, new))
     sequence = prompt + new
     crop(cache, len(sequence) - 1)
     return new, cache, sequence[: cache.get_seq_length()]

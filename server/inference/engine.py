@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, prefill
@@ -87,6 +87,8 @@ class Completion:
     reused_tokens: int = 0       # prompt tokens whose KV came from the document's cache
     typed_through: bool = False  # answered from the previous suggestion, without the model
     short_window: bool = False   # a cold request answered from the end of the window (COLD_BUDGET_SECONDS)
+    # each new token's log-probability under the model, where the engine has them (show_filter reads them)
+    token_logprobs: tuple[float, ...] = ()
 
 
 @dataclass
@@ -96,6 +98,7 @@ class Generated:
     ids: list[int]           # the greedy new token ids, up to where the stop rule stopped
     reused_tokens: int       # prompt tokens whose keys/values came from the cache
     text: str | None = None  # their text where the runtime has it (None: decode the ids)
+    logprobs: list[float] = field(default_factory=list)  # parallel to `ids` where the runtime gives them
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,7 @@ class CompletionEngine:
         stop = SuggestionStop(ctx, limits.multiline, self.decode, stop_ids, cancel, self.options.predict_cap)
         generated = self._decode(ids, limits.max_new_tokens, stop, cache)
         new = [t for t in generated.ids if t not in stop_ids]
+        logprobs = tuple(p for t, p in zip(generated.ids, generated.logprobs) if t not in stop_ids)
         seconds = time.perf_counter() - start
         reused = generated.reused_tokens
         if cancel.is_set():
@@ -223,7 +227,7 @@ class CompletionEngine:
             self._remember(document, _Shown(ctx.before, ctx.after, text))
         first = stop.first_token_at
         return Completion(text, len(ids), len(new), seconds, first_token_seconds=None if first is None else first - start,
-                          reused_tokens=reused, short_window=short)
+                          reused_tokens=reused, short_window=short, token_logprobs=logprobs)
 
     def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
         """Prefill at most about `chunk_tokens` more of `ids` into the document's cache. What the cache
@@ -333,12 +337,13 @@ class TorchEngine(CompletionEngine):
     def _decode(self, ids: list[int], max_new_tokens: int, stop: StopRule, cache: str | None) -> Generated:
         store = None if cache is None else self._spare if cache == SPARE_CACHE else self.prefix_cache
         kv, reused = store.take(cache, ids) if store is not None else (None, 0)
+        logprobs: list[float] = []
         new, kv, held = greedy_decode(
             self.loaded.model, ids, kv, reused, max_new_tokens, stop, prompt_lookup=self.options.prompt_lookup,
-            max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]))
+            max_draft=MAX_DRAFT_TOKENS.get(self.loaded.device, MAX_DRAFT_TOKENS["cpu"]), logprobs=logprobs)
         if store is not None:
             store.put(cache, held, kv)
-        return Generated(new, reused)
+        return Generated(new, reused, logprobs=logprobs)
 
 
 def make_engine(loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),

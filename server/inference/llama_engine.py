@@ -130,19 +130,20 @@ class LlamaEngine(CompletionEngine):
                 self.slots.held.pop(SPARE_CACHE, None)
         kept: list[int] = []
         generated: list[str] = [""]
+        logprobs: list[float] = []
 
         def on_tokens(new: list[int], text: str) -> bool:
             kept[:], generated[0] = new, text
             return stop(new, text) or len(new) >= max_new_tokens
 
         timings = self.runtime.stream(ids, max_new_tokens, slot, on_tokens, cache_prompt=cache is not None,
-                                      keep_going=lambda: not stop.cancel.is_set())
+                                      keep_going=lambda: not stop.cancel.is_set(), logprobs=logprobs)
         self._measured(timings)
         if cache is not None:
             with self._lock:
                 self.slots.record(cache, slot, ids + kept)
         # a step of speculative decoding brings several tokens; the text is cut by the shared rules
-        return Generated(kept, int(timings.get("cache_n", 0)), generated[0])
+        return Generated(kept, int(timings.get("cache_n", 0)), generated[0], logprobs[:len(kept)])
 
     def close(self) -> None:
         self.runtime.close()

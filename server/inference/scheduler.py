@@ -26,6 +26,7 @@ from typing import Callable, TypeVar
 
 from ghostframe.server.inference.engine import Completion, CompletionEngine, Limits
 from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.show_filter import should_show
 from ghostframe.server.inference.warming import Listener, Warmer, WarmTarget
 
 log = logging.getLogger("ghostframe.scheduler")
@@ -52,6 +53,7 @@ class Answer:
 
     completion: Completion
     from_look_ahead: bool = False
+    hidden: bool = False  # the show filter judged the model's suggestion unlikely to be taken: answered empty
 
     @property
     def computed_prompt_tokens(self) -> int:
@@ -141,10 +143,12 @@ class Scheduler:
         """Documents with a generation running or queued (a request's or the look-ahead's)."""
         return len(self._in_flight)
 
-    async def suggest(self, document: str, ctx: CompletionContext, limits: Limits) -> Answer | None:
+    async def suggest(self, document: str, ctx: CompletionContext, limits: Limits, *,
+                      show_filter: bool = False) -> Answer | None:
         """The suggestion at `ctx` in `document` (None with no model). A cancelled one has `cancelled` set:
         a newer request for the document superseded it. Cancelling the awaiting task stops decoding at
-        the next token."""
+        the next token. With `show_filter`, a suggestion show_filter judges unlikely to be taken answers
+        empty (the engine still remembers it: typing its beginning shows the rest)."""
         engine = self.engine
         if engine is None:
             return None
@@ -154,7 +158,7 @@ class Scheduler:
             # the user accepted and pressed Enter while the next line was being computed ahead: wait for it
             completion = await asyncio.wrap_future(ahead.job)
             if not completion.cancelled:
-                return Answer(completion, from_look_ahead=True)
+                return self._judged(Answer(completion, from_look_ahead=True), ctx, show_filter)
         # the user is here now: warming the document for another place would overwrite the cache this
         # request fills (a document keeps one prompt's cache)
         self.warmer.cancel(document, quiet=True)
@@ -168,9 +172,21 @@ class Scheduler:
         finally:
             self._finish(document, cancel)
             self.warmer.activity()
-        if completion.text and not completion.cancelled and not ctx.line_suffix.strip():
+        answer = self._judged(Answer(completion), ctx, show_filter)
+        if answer.completion.text and not completion.cancelled and not ctx.line_suffix.strip():
             self._look_ahead(document, ctx, completion.text, limits)
-        return Answer(completion)
+        return answer
+
+    @staticmethod
+    def _judged(answer: Answer, ctx: CompletionContext, show_filter: bool) -> Answer:
+        """`answer`, emptied when the show filter hides it. A typed-through answer is always shown: the
+        user typed what it began with."""
+        done = answer.completion
+        if not show_filter or done.cancelled or done.typed_through or not done.text:
+            return answer
+        if should_show(done.text, ctx, done.token_logprobs):
+            return answer
+        return replace(answer, completion=replace(done, text=""), hidden=True)
 
     def _look_ahead(self, document: str, ctx: CompletionContext, suggestion: str, limits: Limits) -> None:
         """Compute now, in the background, the suggestion the editor will ask for once the user accepts

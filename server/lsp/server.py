@@ -303,7 +303,7 @@ class GhostframeServer(LanguageServer):
         limits = Limits(max_new_tokens=settings.max_new_tokens, max_prompt_tokens=settings.max_prompt_tokens,
                         multiline=settings.multiline)
         # one key per document, however the client spells its URI
-        answer = await self.scheduler.suggest(unquote(uri), ctx, limits)
+        answer = await self.scheduler.suggest(unquote(uri), ctx, limits, show_filter=settings.show_filter)
         if answer is None:
             return ""
         completion = answer.completion
@@ -313,10 +313,10 @@ class GhostframeServer(LanguageServer):
             return ""
         self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
         self.status.lastPrefillTokens = answer.computed_prompt_tokens
-        log.debug("completion %r in %.0f ms (%d prompt tokens, %d reused, %d new%s%s)", completion.text,
+        log.debug("completion %r in %.0f ms (%d prompt tokens, %d reused, %d new%s%s%s)", completion.text,
                   completion.seconds * 1000, completion.prompt_tokens, completion.reused_tokens,
                   completion.new_tokens, ", typed through" if completion.typed_through else "",
-                  ", computed ahead" if answer.from_look_ahead else "")
+                  ", computed ahead" if answer.from_look_ahead else "", ", hidden" if answer.hidden else "")
         return completion.text
 
     def forget(self, uri: str) -> None:

@@ -1,0 +1,135 @@
+"""The show filter: each feature hides what it should and nothing else; the scheduler answers a hidden
+suggestion empty (and shows every one with the filter off); both engines fill each new token's
+log-probability, the model's own."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from conftest import TINY_GGUF, TINY_MODEL
+from ghostframe.server.inference.engine import Completion, Limits, make_engine
+from ghostframe.server.inference.model_loading import load_model
+from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.scheduler import Scheduler
+from ghostframe.server.inference.show_filter import Thresholds, should_show
+
+SURE = [-0.05, -0.1, -0.02]
+UNSURE = [-2.5, -3.0, -1.8]
+AT_LINE_END = CompletionContext("import pandas as pd\ndf = pd.read_csv('a.csv')\n", "\nprint(df)\n")
+NOTHING_BUT = Thresholds(min_mean_logprob=None, hide_repeats=False, hide_closers_only=False, min_chars_at_line_end=0)
+
+
+def only(**feature) -> Thresholds:
+    """The thresholds with one feature on."""
+    return Thresholds(**{**NOTHING_BUT.__dict__, **feature})
+
+
+def test_an_unsure_suggestion_is_hidden_and_a_sure_one_shown():
+    rule = only(min_mean_logprob=-1.0)
+    assert should_show("df.head()", AT_LINE_END, SURE, rule)
+    assert not should_show("df.head()", AT_LINE_END, UNSURE, rule)
+    assert should_show("df.head()", AT_LINE_END, UNSURE, NOTHING_BUT)
+
+
+def test_without_probabilities_the_text_alone_decides():
+    assert should_show("df.head()", AT_LINE_END, [], only(min_mean_logprob=-1.0))
+
+
+def test_a_suggestion_repeating_the_line_above_is_hidden():
+    ctx = CompletionContext("df = pd.read_csv('a.csv')\n\ndf = pd.", "\n")
+    rule = only(hide_repeats=True)
+    assert not should_show("read_csv('a.csv')", ctx, SURE, rule)
+    assert should_show("read_csv('b.csv')", ctx, SURE, rule)
+    assert should_show("read_csv('a.csv')", ctx, SURE, NOTHING_BUT)
+
+
+def test_a_suggestion_that_only_closes_brackets_is_hidden():
+    ctx = CompletionContext("model.fit(X, y", "\n")
+    rule = only(hide_closers_only=True)
+    assert not should_show("))", ctx, SURE, rule)
+    assert not should_show("):", ctx, SURE, rule)
+    assert should_show(", epochs=3)", ctx, SURE, rule)
+    assert should_show("))", ctx, SURE, NOTHING_BUT)
+
+
+def test_a_very_short_suggestion_is_hidden_at_a_line_end_only():
+    rule = only(min_chars_at_line_end=3)
+    assert not should_show("df", AT_LINE_END, SURE, rule)
+    assert should_show("df.head()", AT_LINE_END, SURE, rule)
+    inside = CompletionContext("print(", "x)\n")  # text after the cursor on the line
+    assert should_show("df", inside, SURE, rule)
+    assert should_show("df", AT_LINE_END, SURE, NOTHING_BUT)
+
+
+def test_blank_suggestions_are_never_shown():
+    assert not should_show("  ", AT_LINE_END, SURE, NOTHING_BUT)
+
+
+class OneAnswerEngine:
+    """Answers every request with the same completion (the scheduler's engine contract, no model)."""
+
+    looks_ahead = warms = False
+
+    def __init__(self, completion: Completion):
+        self.completion = completion
+
+    def complete(self, ctx, limits, *, cancel=None, document=None) -> Completion:
+        return self.completion
+
+
+LIMITS = Limits(max_new_tokens=8, max_prompt_tokens=64, multiline=False)
+
+
+@pytest.mark.parametrize("logprobs, typed_through, filtered, shown", [
+    (UNSURE, False, True, ""),                # hidden
+    (UNSURE, False, False, "df.head()"),      # the setting off shows everything
+    (SURE, False, True, "df.head()"),
+    ((), True, True, "df.head()"),            # the user typed its beginning: shown
+])
+async def test_the_scheduler_answers_a_hidden_suggestion_empty(logprobs, typed_through, filtered, shown):
+    completion = Completion("df.head()", 10, 3, 0.01, token_logprobs=tuple(logprobs), typed_through=typed_through)
+    scheduler = Scheduler()
+    scheduler.serve(OneAnswerEngine(completion))
+    try:
+        answer = await scheduler.suggest("doc", AT_LINE_END, LIMITS, show_filter=filtered)
+    finally:
+        scheduler.shutdown()
+    assert answer.completion.text == shown
+    assert answer.hidden == (not shown)
+
+
+@pytest.fixture(scope="module", params=["torch", "llama.cpp"])
+def engine(request):
+    loaded = load_model(str(TINY_MODEL if request.param == "torch" else TINY_GGUF), device="cpu",
+                        engine="torch" if request.param == "torch" else "llama")
+    engine = make_engine(loaded)
+    yield engine
+    engine.close()
+
+
+def test_both_engines_give_each_new_tokens_log_probability(engine):
+    ctx = CompletionContext("import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf.", "\nprint(df)\n")
+    done = engine.complete(ctx, Limits(max_new_tokens=6, max_prompt_tokens=256, multiline=False))
+    assert done.new_tokens > 0 and len(done.token_logprobs) == done.new_tokens
+    assert all(p <= 0 and math.isfinite(p) for p in done.token_logprobs)
+
+
+def test_the_torch_log_probabilities_are_the_models_own():
+    loaded = load_model(str(TINY_MODEL), device="cpu")
+    engine = make_engine(loaded)
+    ctx = CompletionContext("x = 1\ny = ", "\n")
+    limits = Limits(max_new_tokens=4, max_prompt_tokens=256, multiline=False)
+    ids = engine.prompt_ids(ctx, limits.max_prompt_tokens)
+    done = engine.complete(ctx, limits)
+    # recompute the greedy tokens and their log-probabilities with one plain forward pass per step
+    sequence, expected = list(ids), []
+    with torch.inference_mode():
+        for _ in range(done.new_tokens):
+            logits = loaded.model(input_ids=torch.tensor([sequence])).logits[0, -1].float()
+            token = int(logits.argmax())
+            expected.append(torch.log_softmax(logits, -1)[token].item())
+            sequence.append(token)
+    assert done.token_logprobs == pytest.approx(expected, abs=1e-3)
