@@ -44,6 +44,12 @@ def prefill(model: Any, ids: list[int], cache: Any) -> torch.Tensor:
                  **last_only).logits[0, -1]
 
 
+def likeliest(logits: torch.Tensor, count: int) -> list[tuple[int, float]]:
+    """The `count` likeliest tokens of one position's `logits`, likeliest first, with their log-probabilities."""
+    top = torch.log_softmax(logits.float(), -1).topk(count)
+    return list(zip(top.indices.tolist(), top.values.tolist()))
+
+
 def stopping_criteria(should_stop: Callable[[list[int]], bool], prompt_length: int) -> Any:
     """`should_stop(new_ids)` as transformers' `generate` asks it, after every step."""
     from transformers import StoppingCriteria, StoppingCriteriaList

@@ -2,7 +2,8 @@
 
 `CompletionEngine` is what the server, the evaluation and the benches call, and it owns every
 policy the engines share: the prompt (`build_prompt`), the stop rules (`SuggestionStop`: end
-tokens, `cut_completion`, a time cap after the first line), typed-through answers and the
+tokens, `cut_completion`, a time cap after the first line), a line start's first token (line_start.py:
+code, never a line break or an end that would leave the suggestion empty), typed-through answers and the
 look-ahead's memory, which KV cache a request uses (its document's, the spare one for a cold
 request's short window, or none), warming in chunks, the cold-window budget, and the
 `Completion` it returns. An engine only runs its runtime: it decodes after a prompt
@@ -27,7 +28,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
-from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, prefill
+from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, likeliest, prefill
+from ghostframe.server.inference.line_start import CANDIDATES as LINE_START_CANDIDATES, at_line_start, first_code_token
 from ghostframe.server.inference.loaded_model import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
@@ -147,6 +149,16 @@ class SuggestionStop:
         return self.seen[0] if self.seen else None
 
 
+class _After:
+    """A StopRule for decoding on after a chosen first token: `rule` asked about the whole suggestion."""
+
+    def __init__(self, rule: StopRule, first: int, text: str):
+        self.rule, self.first, self.text, self.cancel = rule, first, text, rule.cancel
+
+    def __call__(self, new: list[int], text: str | None = None) -> bool:
+        return self.rule([self.first, *new], None if text is None else self.text + text)
+
+
 @dataclass
 class _Shown:
     """A suggestion the document got, for typed-through reuse."""
@@ -216,6 +228,8 @@ class CompletionEngine:
         stop_ids = set(self.loaded.stop_token_ids)
         stop = SuggestionStop(ctx, limits.multiline, self.decode, stop_ids, cancel, self.options.predict_cap)
         generated = self._decode(ids, limits.max_new_tokens, stop, cache)
+        if at_line_start(ctx) and generated.ids and not self._opens_code(generated.ids[0], ctx, stop_ids):
+            generated = self._from_a_code_token(ctx, ids, limits.max_new_tokens, stop, cache, generated)
         new = [t for t in generated.ids if t not in stop_ids]
         logprobs = tuple(p for t, p in zip(generated.ids, generated.logprobs) if t not in stop_ids)
         seconds = time.perf_counter() - start
@@ -241,6 +255,25 @@ class CompletionEngine:
             return WarmProgress(have, target, 0)
         end = target if target - have <= chunk_tokens * 3 // 2 else have + chunk_tokens
         return WarmProgress(end, target, self._prefill(document, ids[:end], have))
+
+    def _opens_code(self, token: int, ctx: CompletionContext, stop_ids: set[int]) -> bool:
+        return first_code_token([token], self.decode, stop_ids, ctx.healed_prefix) is not None
+
+    def _from_a_code_token(self, ctx: CompletionContext, ids: list[int], max_new_tokens: int, stop: SuggestionStop,
+                           cache: str | None, generated: Generated) -> Generated:
+        """At a line start whose greedy first token leaves the suggestion empty: the likeliest first token
+        that opens code, and the greedy rest after it (see line_start); `generated` when none does."""
+        candidates = self._next_tokens(ids, LINE_START_CANDIDATES, cache)
+        first = first_code_token([t for t, _ in candidates], self.decode, stop.stop_ids, ctx.healed_prefix)
+        if first is None or stop.cancel.is_set():
+            return generated
+        logprob = dict(candidates)[first]
+        text = self.decode([first])
+        if max_new_tokens <= 1 or stop([first], text):
+            return Generated([first], generated.reused_tokens, text, [logprob])
+        rest = self._decode(ids + [first], max_new_tokens - 1, _After(stop, first, text), cache)
+        return Generated([first, *rest.ids], generated.reused_tokens, None if rest.text is None else text + rest.text,
+                         [logprob, *rest.logprobs] if rest.logprobs else [])
 
     def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
         """The rest of a suggestion this document got, when the user typed its beginning (or nothing:
@@ -283,6 +316,11 @@ class CompletionEngine:
 
     def _prefill(self, document: str, ids: list[int], cached: int) -> int:
         """Make `document`'s cache hold `ids`, of which it holds the first `cached`; the tokens computed."""
+        raise NotImplementedError
+
+    def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
+        """The `count` likeliest tokens after `ids`, likeliest first, with their log-probabilities. `cache`
+        as in `_decode`: the prompt was just decoded there, so only its last token needs computing."""
         raise NotImplementedError
 
     def _forget_cache(self, document: str) -> None:
@@ -334,8 +372,23 @@ class TorchEngine(CompletionEngine):
         self.prefix_cache.put(document, ids, cache)
         return len(ids) - reused
 
+    def _store(self, cache: str | None) -> PrefixCache | None:
+        return None if cache is None else self._spare if cache == SPARE_CACHE else self.prefix_cache
+
+    def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
+        from transformers import DynamicCache
+
+        store = self._store(cache)
+        kv, reused = store.take(cache, ids) if store is not None else (None, 0)
+        if kv is None:
+            kv, reused = DynamicCache(), 0
+        logits = prefill(self.loaded.model, ids[reused:], kv)
+        if store is not None:
+            store.put(cache, ids, kv)
+        return likeliest(logits, count)
+
     def _decode(self, ids: list[int], max_new_tokens: int, stop: StopRule, cache: str | None) -> Generated:
-        store = None if cache is None else self._spare if cache == SPARE_CACHE else self.prefix_cache
+        store = self._store(cache)
         kv, reused = store.take(cache, ids) if store is not None else (None, 0)
         logprobs: list[float] = []
         new, kv, held = greedy_decode(

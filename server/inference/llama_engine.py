@@ -145,5 +145,14 @@ class LlamaEngine(CompletionEngine):
         # a step of speculative decoding brings several tokens; the text is cut by the shared rules
         return Generated(kept, int(timings.get("cache_n", 0)), generated[0], logprobs[:len(kept)])
 
+    def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
+        with self._lock:
+            slot = self.slots.spare if cache is None else self.slots.of(cache)
+        likeliest = self.runtime.likeliest(ids, count, slot, cache_prompt=cache is not None)
+        if cache is not None:
+            with self._lock:
+                self.slots.record(cache, slot, ids)
+        return likeliest
+
     def close(self) -> None:
         self.runtime.close()

@@ -198,6 +198,16 @@ class LlamaRuntime:
         return self._timings({"prompt": ids, "max_tokens": 0, "id_slot": slot, "cache_prompt": True,
                               "n_cache_reuse": CACHE_REUSE_TOKENS})
 
+    def likeliest(self, ids: list[int], count: int, slot: int, cache_prompt: bool = True) -> list[tuple[int, float]]:
+        """The `count` likeliest tokens after `ids` in `slot`, likeliest first, with their log-probabilities
+        (llama-server's top_logprobs: from the model's own distribution, before sampling)."""
+        result = self._server.handle_completions({"prompt": ids, "max_tokens": 1, "temperature": 0.0, "n_probs": count,
+                                                  "cache_prompt": cache_prompt, "id_slot": slot})
+        if "choices" not in result:
+            raise LlamaError(str(result.get("error") or result.get("message") or result))
+        entries = ((result["choices"][0].get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
+        return [(entry["id"], entry["logprob"]) for entry in entries]
+
     def timed(self, ids: list[int], new_tokens: int) -> dict:
         """A cold prefill of `ids` and exactly `new_tokens` greedy tokens; llama-server's timings of it."""
         return self._timings({"prompt": ids, "max_tokens": new_tokens, "temperature": 0.0, "ignore_eos": True,

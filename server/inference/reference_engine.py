@@ -7,7 +7,7 @@ speed-ups — no KV cache, no typed-through answers, no warming, no look-ahead, 
 
 from __future__ import annotations
 
-from ghostframe.server.inference.decoding import stopping_criteria
+from ghostframe.server.inference.decoding import likeliest, stopping_criteria
 from ghostframe.server.inference.engine import NO_SPEEDUPS, CompletionEngine, Generated, StopRule
 from ghostframe.server.inference.loaded_model import LoadedModel
 
@@ -31,3 +31,10 @@ class ReferenceEngine(CompletionEngine):
                 pad_token_id=self.loaded.tokenizer.pad_token_id, stopping_criteria=stopping_criteria(stop, len(ids)),
             )
         return Generated(output[0, len(ids):].tolist(), 0)
+
+    def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
+        import torch
+
+        with torch.inference_mode():
+            logits = self.loaded.model(input_ids=torch.tensor([ids], device=self.loaded.device)).logits[0, -1]
+        return likeliest(logits, count)
