@@ -6,8 +6,12 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import TINY_MODEL
 from ghostframe.server.inference.machine import cpu_flags, native_bf16
+
+pytestmark = pytest.mark.slow  # a benchmark run end to end
 
 
 def test_latency_bench_reports_each_path_against_plain_generate(tmp_path):

@@ -10,7 +10,7 @@ import pytest
 from ghostframe.server.inference.tiers import auto_model
 from ghostframe.server.tools.terminal_cli import default_cursor, example_path
 
-pytestmark = pytest.mark.default_model
+pytestmark = [pytest.mark.default_model, pytest.mark.slow]
 
 
 def test_complete_example_prints_a_real_completion():

@@ -91,6 +91,7 @@ class _CancelAfter:
         return self.rule(new, text)
 
 
+@pytest.mark.slow
 def test_the_greedy_text_is_the_references_and_each_document_keeps_its_prefix(subject):
     engine = subject.engine()
     for ctx in CONTEXTS:

@@ -29,6 +29,7 @@ def typing_states(keystrokes: int = 8) -> list[CompletionContext]:
     SpeedOptions(typed_through=False, prefix_cache=False),
     SpeedOptions(typed_through=False, prompt_lookup=True),
 ], ids=["no-cache", "prompt-lookup"])
+@pytest.mark.slow
 def test_fast_paths_equal_the_reference(loaded, options):
     reference = ReferenceEngine(loaded)
     fast = TorchEngine(loaded, options)

@@ -113,6 +113,7 @@ def test_reports_are_written_for_people(evaluated):
     assert (out / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_the_real_server_over_lsp_gives_the_same_suggestions(evaluated):
     """--via-lsp asks a real server process; its answers equal the in-process ones."""
     from ghostframe.trainer.evaluation.cases import load_cases

@@ -101,6 +101,7 @@ def _suppress(model, token_ids: list[int]) -> None:
     model.forward = forward
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("precision", ["float32", "int8"])
 def test_fast_path_equals_plain_generate_on_the_code_model_with_fim(qwen2, precision):
     loaded = load_model(str(qwen2), device="cpu", precision=precision)

@@ -377,6 +377,7 @@ def check_agreement(figures: dict) -> None:
 
 @pytest.mark.slow
 @pytest.mark.default_model
+@pytest.mark.timeout(1800)  # a real model dequantized and run on both engines: longer than the default limit
 def test_llama_cpp_with_the_exported_adapter_agrees_with_torch_on_smollm2(tmp_path):
     """SmolLM2 is a llama GGUF: its q/k rows are permuted, so is the adapter's B."""
     check_agreement(agreement("smollm2-135m", tmp_path, sigma=0.15))
@@ -384,6 +385,7 @@ def test_llama_cpp_with_the_exported_adapter_agrees_with_torch_on_smollm2(tmp_pa
 
 @pytest.mark.slow
 @pytest.mark.default_model
+@pytest.mark.timeout(1800)  # a real model dequantized and run on both engines: longer than the default limit
 def test_llama_cpp_with_the_exported_adapter_agrees_with_torch_on_qwen2(tmp_path):
     """Qwen2.5-Coder-0.5B is a qwen2 GGUF: nothing is permuted."""
     check_agreement(agreement("qwen2.5-coder-0.5b", tmp_path, sigma=0.04))

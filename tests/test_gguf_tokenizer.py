@@ -29,8 +29,9 @@ TEXTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.default_model
-@pytest.mark.parametrize("model", ["smollm2-135m", pytest.param("qwen2.5-coder-0.5b", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("model", ["smollm2-135m", "qwen2.5-coder-0.5b"])
 def test_the_hugging_face_tokenizer_gives_llama_cpps_ids(model):
     gguf = pinned_gguf_path(PINNED_MODELS[model])
     tokenizer, _ = gguf_tokenizer_and_facts(gguf)

@@ -8,7 +8,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from conftest import TINY_MODEL
+
+pytestmark = pytest.mark.slow  # a benchmark run end to end
 
 
 def test_short_soak_on_the_tiny_model(tmp_path):

@@ -387,6 +387,7 @@ def assert_consistent(side: dict, paths: list[Path]) -> None:
     assert side["seconds"] <= side["seconds_typing_all"] and side["accepted"] <= side["shown"]
 
 
+@pytest.mark.slow
 def test_the_command_replays_several_files_through_the_real_server(tmp_path):
     paths = write_short_sources(tmp_path)
     report, stdout = run_replay(paths, TINY_MODEL, tmp_path / "replay.json", "--peer", "none")

@@ -106,6 +106,7 @@ async def _status(server_args: list[str]) -> tuple[dict, list[str]]:
         await client.close()
 
 
+@pytest.mark.slow
 async def test_the_server_serves_the_base_model_and_says_why_for_a_marked_adapter(gated, tiny):
     out, _ = gated
     args = ["--model", str(tiny), "--adapter", str(out), "--device", "cpu"]
@@ -190,6 +191,7 @@ def test_budget_and_max_steps_together_are_refused(tmp_path, tiny, repo, capsys)
     assert "--budget or --max-steps" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_a_budget_run_measures_plans_and_ends_with_the_gate(tmp_path, tiny, repo, capsys):
     out = tmp_path / "out"
     assert main(train_args(repo, tiny, out, None, "--budget", "2m", "--gate-cases", GATE_CASES, gate=True)) == 0
@@ -230,6 +232,7 @@ def test_a_run_behind_its_plan_is_late_only_when_the_rest_no_longer_fits():
     assert past_deadline(plan, cut - 1, slow, validates=True)
 
 
+@pytest.mark.slow
 def test_a_budget_run_that_gets_slower_ends_training_early_and_still_ends_with_the_gate(tmp_path, tiny, repo,
                                                                                         monkeypatch, capsys):
     """After planning, every forward pass "takes" 20 s more (a clock that jumps, so the test does

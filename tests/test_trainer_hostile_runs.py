@@ -153,6 +153,7 @@ def test_train_loss_after_resume_is_the_mean_of_the_steps_summed(tmp_path, tiny,
      {"step": 9, "tokens_seen": "many", "elapsed_seconds": 1.0}, [1, 2, 3]],
     ids=["step-not-a-number", "fields-missing", "step-of-another-folder", "tokens-not-a-number", "not-an-object"],
 )
+@pytest.mark.slow
 def test_a_damaged_progress_file_falls_back_to_the_previous_checkpoint(tmp_path, tiny, repo, capsys, monkeypatch,
                                                                        damage):
     out = tmp_path / "run"

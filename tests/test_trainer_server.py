@@ -10,6 +10,7 @@ from ghostframe.server.tools import lsp_client
 from ghostframe.trainer.cli import main
 from trainer_fixtures import build_tiny_model, make_repo
 
+pytestmark = pytest.mark.slow  # a training run, then the server on its adapter
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:

@@ -56,6 +56,7 @@ def trained_weights(output: Path) -> dict[str, torch.Tensor]:
 # --------------------------------------------------------------------------- the main path
 
 
+@pytest.mark.slow
 def test_training_lowers_the_loss_and_writes_an_adapter_the_server_loads(tmp_path, tiny, repo, capsys):
     out = tmp_path / "adapter"
     assert main(train_args(repo, tiny, out, 24)) == 0
@@ -101,6 +102,7 @@ def test_training_lowers_the_loss_and_writes_an_adapter_the_server_loads(tmp_pat
         load_model(model=str(other), adapter=str(out), device="cpu")
 
 
+@pytest.mark.slow
 def test_kill_and_resume_ends_like_an_uninterrupted_run(tmp_path, tiny, repo):
     straight = tmp_path / "straight"
     assert main(train_args(repo, tiny, straight, 12)) == 0

@@ -301,6 +301,7 @@ def test_the_gpu_rate_is_in_its_benchmarks_section():
         forecasting.GPU_SOURCE.split("#")[1])
 
 
+@pytest.mark.slow  # reads the real pinned weights
 @pytest.mark.parametrize("curve", MEASURED, ids=lambda c: f"{c.model}-{c.gate_context}")
 def test_a_curve_names_the_fingerprint_of_its_pinned_weights(curve):
     gguf = cache_dir() / "models" / PINNED_MODELS[curve.model].gguf_file_name
@@ -331,6 +332,7 @@ def run_tiny(tmp_path: Path, tiny: Path, repo: Path, *options: str, steps: int |
     return "\n".join(said), json.loads((tmp_path / "out" / ADAPTER_METADATA).read_text())
 
 
+@pytest.mark.slow
 def test_the_text_before_training_has_the_numbers_and_ghostframe_json_keeps_them(tmp_path, tiny, repo, monkeypatch):
     """A curve made up for the tiny model (it passed at 3 epochs), so its run gets a verdict."""
     curve = Curve("smollm2-135m", tiny_fingerprint(tiny), 10_000_000, "all", CPU_RECIPE, "test data", "TEST",
@@ -356,6 +358,7 @@ def test_the_text_before_training_has_the_numbers_and_ghostframe_json_keeps_them
     assert history.index(said[0]) < next(i for i, r in enumerate(history) if r["split"] == "train")
 
 
+@pytest.mark.slow
 def test_a_budget_run_plans_then_says_what_its_steps_buy(tmp_path, tiny, repo, capsys):
     _, meta = run_tiny(tmp_path, tiny, repo, "--budget", "3s", steps=None)
     printed = capsys.readouterr().err  # the plan is written above the progress bar, on stderr

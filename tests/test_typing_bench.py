@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import TINY_QWEN2_GGUF
 from ghostframe.server.tools.typing_bench import Document, choose_places
 
@@ -31,6 +33,7 @@ def test_the_document_edits_are_the_lsp_ranges_of_what_changed():
     assert document.insert(1, 4, "x\n    ") == ((1, 4), (1, 4), "x\n    ") and document.text == "a = 1\n    x\n    \n"
 
 
+@pytest.mark.slow
 def test_both_sides_play_the_same_session_and_report_it(tmp_path):
     report_path = tmp_path / "typing.json"
     done = subprocess.run(
