@@ -228,6 +228,7 @@ def test_the_gguf_fingerprint_is_the_one_the_trainer_records():
     assert gguf_base_fingerprint(smollm2_gguf()) == base_model_fingerprint(model)
 
 
+@pytest.mark.slow
 @pytest.mark.default_model
 def test_an_adapter_for_another_base_is_refused_with_the_base_it_needs(tmp_path, tiny, capsys):
     from ghostframe.trainer.cli import main

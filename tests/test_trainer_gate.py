@@ -260,6 +260,7 @@ def test_a_budget_run_that_gets_slower_ends_training_early_and_still_ends_with_t
     assert "training ends here" in printed and "the run took" in printed
 
 
+@pytest.mark.slow
 def test_a_run_on_a_json_lines_data_set_ends_with_the_gate_on_its_held_out_records(tmp_path, tiny, repo, capsys):
     """The course's recipe: a codeparrot-shaped data set (repo_name, path, content), filtered,
     scrubbed, deduplicated and split like folders, ends with the same gate on its held-out records."""

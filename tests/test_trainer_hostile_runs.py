@@ -129,6 +129,7 @@ def test_checkpoint_state_holds_only_tensors_and_plain_types(tmp_path, tiny, rep
 # --------------------------------------------------------------------------- honest numbers after resume
 
 
+@pytest.mark.slow
 def test_train_loss_after_resume_is_the_mean_of_the_steps_summed(tmp_path, tiny, repo, monkeypatch):
     every_step = tmp_path / "every-step"
     assert main(train_args(repo, tiny, every_step, 12, "--log-every", "1")) == 0

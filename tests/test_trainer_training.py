@@ -133,6 +133,7 @@ def test_data_order_is_a_pure_function_of_the_step():
 # --------------------------------------------------------------------------- bad input and faults
 
 
+@pytest.mark.slow
 def test_ctrl_c_saves_a_checkpoint_and_says_how_to_resume(tmp_path, tiny, repo, capsys, monkeypatch):
     out = tmp_path / "run"
     with monkeypatch.context() as patch:
@@ -267,6 +268,7 @@ def test_python_dash_m_and_console_script_show_help():
     assert done.returncode == 0 and "--keytoken-weight" in done.stdout and "accelerate launch" in done.stdout
 
 
+@pytest.mark.slow
 def test_two_processes_with_distributed_data_parallel_on_cpu(tmp_path, tiny, repo):
     """What `accelerate launch --num_processes 2` does on GPUs, with torchrun and gloo on the CPU."""
     out = tmp_path / "ddp"

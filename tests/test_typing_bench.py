@@ -53,6 +53,7 @@ def test_both_sides_play_the_same_session_and_report_it(tmp_path):
     assert "llama.vscode + llama-server" in done.stdout and report["cpu"] in done.stdout
 
 
+@pytest.mark.slow
 def test_decode_bench_times_each_engine_and_llama_server_on_one_prompt(tmp_path):
     from conftest import TINY_GGUF
 
