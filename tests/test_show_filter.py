@@ -133,3 +133,19 @@ def test_the_torch_log_probabilities_are_the_models_own():
             expected.append(torch.log_softmax(logits, -1)[token].item())
             sequence.append(token)
     assert done.token_logprobs == pytest.approx(expected, abs=1e-3)
+
+
+def test_the_check_counts_a_suggestion_right_only_when_the_line_begins_with_it_and_refuses_to_tune_on_none():
+    from ghostframe.trainer.evaluation.show_filter_check import Answer, measure, tune
+
+    def said(suggestion: str, logprobs: list[float]) -> Answer:
+        return Answer("dev", "f.py:1", "df.head()", suggestion, logprobs, "import pandas as pd\n", "")
+
+    answers = [said("df.head", SURE), said("df.tail()", SURE), said("df.head()", UNSURE), said("", [])]
+    assert measure(answers, None) == {"lines": 4, "shown_per_line": 0.75, "wrong_shown_per_line": 0.25,
+                                      "right_chars": 7 + 9}
+    hides_unsure = only(min_mean_logprob=-1.0)
+    assert measure(answers, hides_unsure)["right_chars"] == 7  # the unsure right one is hidden
+    assert tune(answers, 0.0).min_mean_logprob is None or tune(answers, 0.0).min_mean_logprob < -1.0
+    with pytest.raises(ValueError):
+        tune([said("df.tail()", SURE)], 0.0)

@@ -10,8 +10,10 @@ the share of completed code held. The decision uses a few features one can expla
 - a suggestion that only closes brackets or adds punctuation;
 - a very short suggestion at a line's end (a few characters save little and are often wrong).
 
-The thresholds were tuned on development files and checked on held-out ones
-(`python -m ghostframe.trainer.evaluation.show_filter_check`, BENCHMARKS.md). A suggestion
+`python -m ghostframe.trainer.evaluation.show_filter_check` tunes the thresholds on development
+files and checks them on held-out ones. `TUNED` is not tuned yet: the first development sample
+held no right suggestion to tune against, and on the held-out one these a-priori values hid right
+ones too, so the server's `showFilter` is off by default (BENCHMARKS.md). A suggestion
 without token probabilities (typed-through: the user typed its beginning; an engine without
 them) is judged on its text only.
 """
@@ -36,7 +38,7 @@ class Thresholds:
     min_chars_at_line_end: int = 0         # hide a suggestion with fewer non-blank characters at a line's end
 
 
-TUNED = Thresholds()
+TUNED = Thresholds()  # a-priori values, not tuned (see the module docstring)
 
 
 def mean_logprob(logprobs: Sequence[float]) -> float | None:

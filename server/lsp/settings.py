@@ -44,9 +44,9 @@ class Settings:
     multiline: bool = setting(True, "Suggest whole blocks after a line that opens one (`def`, `for`, ...); "
                               "otherwise one line at a time.")
     enable: bool = setting(True, "Show inline suggestions.")
-    show_filter: bool = setting(True, "Hide suggestions that are unlikely to be taken (the model is unsure of "
+    show_filter: bool = setting(False, "Hide suggestions that are unlikely to be taken (the model is unsure of "
                                 "them, they repeat the line above or only close brackets). Off: show every "
-                                "suggestion.")
+                                "suggestion. Experimental: its thresholds are not tuned yet.")
     repo_context: bool = setting(True, "Give the model code from your other workspace files: definitions of the "
                                  "names this file imports and the most similar code elsewhere. Files are read "
                                  "inside the workspace folders only and never leave this machine.")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +69,8 @@ def answer(folders: dict[str, str], cases: int, model: ModelOptions, max_new_tok
     try:
         for corpus, folder in folders.items():
             found = load_cases([folder], options=CorpusOptions(valid_fraction=1.0), max_cases=cases).cases
+            # in a seeded random order: a run stopped early has answered a random part of the sample
+            found = random.Random(0).sample(found, len(found))
             for index, case in enumerate(found):
                 if (corpus, case.id) in known:
                     continue
@@ -106,6 +109,9 @@ def tune(dev: list[Answer], tolerance: float) -> Thresholds:
     """The thresholds that hide the most wrong suggestions on `dev` while keeping at least (1 - tolerance)
     of the right characters; of equals, the one that shows the most right characters."""
     floor = measure(dev, None)["right_chars"] * (1 - tolerance)
+    if not floor:
+        raise ValueError("the development answers hold no right suggestion: nothing to tune against "
+                         "(hiding everything would score best)")
     scored = [(measure(dev, t), t) for t in candidates()]
     kept = [(m, t) for m, t in scored if m["right_chars"] >= floor]
     return min(kept, key=lambda mt: (mt[0]["wrong_shown_per_line"], -mt[0]["right_chars"]))[1]
@@ -144,7 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     answers = read(records)
     thresholds = TUNED
     if args.tune:
-        thresholds = tune([a for a in answers if a.corpus == "dev"], args.tolerance)
+        try:
+            thresholds = tune([a for a in answers if a.corpus == "dev"], args.tolerance)
+        except ValueError as why:
+            print(f"not tuned: {why}", file=sys.stderr)
+            return 1
         print(f"tuned on dev: {thresholds}")
     else:
         print(f"show_filter.TUNED: {thresholds}")
