@@ -12,7 +12,7 @@ import pytest
 
 from ghostframe.server.inference import engine as engine_module
 from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
-from ghostframe.server.inference.line_start import at_line_start, leaves_it_empty, opens_code
+from ghostframe.server.inference.line_start import at_line_start, opens_code
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.reference_engine import ReferenceEngine
@@ -94,10 +94,6 @@ def test_what_counts_as_a_line_start_and_as_code():
     assert at_line_start(CompletionContext("x = 1\n    ", "\ny = 2"))
     assert not at_line_start(CompletionContext("x = 1\n    y", "\n"))  # code before the cursor on its line
     assert not at_line_start(CompletionContext("x = 1\n    ", "y\n"))  # code after it
-    assert leaves_it_empty("\n", "") and leaves_it_empty("\n   ", " ") and leaves_it_empty(" \n", "")
-    assert leaves_it_empty(" ", " ") and leaves_it_empty("", "") and leaves_it_empty("x", " ")  # no healed space
-    assert not leaves_it_empty(" return", " ") and not leaves_it_empty("  x", " ") and not leaves_it_empty(" x", "")
-    assert opens_code(" return", " ") and opens_code("x", "")
-    # a replacement first token adds no blanks to the user's indentation
-    assert not opens_code("  x", " ") and not opens_code(" x", "") and not opens_code("\n", "")
-    assert not opens_code("x", " ")
+    assert opens_code(" return", " ") and opens_code("x", "") and opens_code("  x", " ")
+    assert not opens_code("\n", "") and not opens_code("\n   ", " ") and not opens_code(" \n", "")
+    assert not opens_code(" ", " ") and not opens_code("", "") and not opens_code("x", " ")  # the healed space missing

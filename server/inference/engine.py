@@ -29,8 +29,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Protocol
 
 from ghostframe.server.inference.decoding import MAX_DRAFT_TOKENS, greedy_decode, likeliest, prefill
-from ghostframe.server.inference.line_start import (CANDIDATES as LINE_START_CANDIDATES, at_line_start,
-                                                    first_code_token, leaves_it_empty)
+from ghostframe.server.inference.line_start import CANDIDATES as LINE_START_CANDIDATES, at_line_start, first_code_token
 from ghostframe.server.inference.loaded_model import LoadedModel
 from ghostframe.server.inference.prefix_cache import PrefixCache
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt, cut_completion, finish_completion
@@ -229,7 +228,7 @@ class CompletionEngine:
         stop_ids = set(self.loaded.stop_token_ids)
         stop = SuggestionStop(ctx, limits.multiline, self.decode, stop_ids, cancel, self.options.predict_cap)
         generated = self._decode(ids, limits.max_new_tokens, stop, cache)
-        if at_line_start(ctx) and generated.ids and self._leaves_it_empty(generated.ids[0], ctx, stop_ids):
+        if at_line_start(ctx) and generated.ids and not self._opens_code(generated.ids[0], ctx, stop_ids):
             generated = self._from_a_code_token(ctx, ids, limits.max_new_tokens, stop, cache, generated)
         new = [t for t in generated.ids if t not in stop_ids]
         logprobs = tuple(p for t, p in zip(generated.ids, generated.logprobs) if t not in stop_ids)
@@ -257,8 +256,8 @@ class CompletionEngine:
         end = target if target - have <= chunk_tokens * 3 // 2 else have + chunk_tokens
         return WarmProgress(end, target, self._prefill(document, ids[:end], have))
 
-    def _leaves_it_empty(self, token: int, ctx: CompletionContext, stop_ids: set[int]) -> bool:
-        return token in stop_ids or leaves_it_empty(self.decode([token]), ctx.healed_prefix)
+    def _opens_code(self, token: int, ctx: CompletionContext, stop_ids: set[int]) -> bool:
+        return first_code_token([token], self.decode, stop_ids, ctx.healed_prefix) is not None
 
     def _from_a_code_token(self, ctx: CompletionContext, ids: list[int], max_new_tokens: int, stop: SuggestionStop,
                            cache: str | None, generated: Generated) -> Generated:

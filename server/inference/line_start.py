@@ -5,7 +5,7 @@ about to type a line, and a right suggestion saves all of it. Small models often
 first there (a blank line is common in code), or an end token; the suggestion is then cut to nothing
 and the user gets no help on the lines where help pays most. So when the greedy first token there
 would end the suggestion empty, `CompletionEngine` takes the likeliest of the model's top
-`CANDIDATES` first tokens that puts code right at the cursor and decodes greedily on from it; every engine
+`CANDIDATES` first tokens that puts code on the line and decodes greedily on from it; every engine
 (the reference included) follows the same rule, so their answers stay equal.
 """
 
@@ -25,20 +25,13 @@ def at_line_start(ctx: CompletionContext) -> bool:
     return not ctx.line_prefix.strip() and not ctx.line_suffix.strip()
 
 
-def leaves_it_empty(text: str, healed: str) -> bool:
-    """Whether a first token with this text ends the suggestion with nothing on the line: it lacks the
-    healed indentation (see `CompletionContext.healed_prefix`), or after it come only blanks and a line break."""
-    if not text.startswith(healed):
-        return True
-    rest = text[len(healed):].lstrip(" \t")
-    return not rest or rest[0] in "\r\n"
-
-
 def opens_code(text: str, healed: str) -> bool:
-    """Whether a first token with this text puts code right at the cursor: the indentation is the user's, so
-    a token chosen in place of the greedy one adds no blanks to it (a leading space at the left margin)."""
-    rest = text[len(healed):] if text.startswith(healed) else ""
-    return bool(rest) and not rest[0].isspace()
+    """Whether a first token with this text puts code on the line: it begins with the healed indentation
+    (see `CompletionContext.healed_prefix`), and what follows that is more than blanks before a line break."""
+    if not text.startswith(healed):
+        return False
+    rest = text[len(healed):].lstrip(" \t")
+    return bool(rest) and rest[0] not in "\r\n"
 
 
 def first_code_token(candidates: Iterable[int], decode: Callable[[list[int]], str], end_ids: set[int],
