@@ -14,8 +14,8 @@ from typing import Callable
 import pytest
 
 from conftest import TINY_GGUF, TINY_GGUF_HF, TINY_MODEL
-from ghostframe.server.inference.engine import (MIN_COLD_WINDOW, CompletionEngine, Limits, SpeedOptions,
-                                                SuggestionStop, make_engine)
+from ghostframe.server.inference.engine import MIN_COLD_WINDOW, CompletionEngine, Limits, SpeedOptions, SuggestionStop
+from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.reference_engine import ReferenceEngine

@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine, make_engine
+from ghostframe.server.inference.engine import Limits, SpeedOptions, TorchEngine
+from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.reference_engine import ReferenceEngine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext, build_prompt

@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from ghostframe.server.inference import engine as engine_module
-from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
+from ghostframe.server.inference.engine import Limits, SpeedOptions
+from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.line_start import at_line_start, opens_code
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext

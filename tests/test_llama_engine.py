@@ -11,7 +11,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import TINY_GGUF, TINY_GGUF_HF, TINY_QWEN2_GGUF, TINY_QWEN2_GGUF_HF
-from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
+from ghostframe.server.inference.engine import Limits, SpeedOptions
+from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.llama_engine import LlamaEngine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 from conftest import TINY_GGUF, TINY_MODEL
-from ghostframe.server.inference.engine import Completion, Limits, make_engine
+from ghostframe.server.inference.engine import Completion, Limits
+from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.scheduler import Scheduler

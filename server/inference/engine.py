@@ -54,7 +54,7 @@ SHOWN_PER_DOCUMENT = 2
 
 @dataclass(frozen=True)
 class SpeedOptions:
-    plain: bool = False          # serve the reference: make_engine gives ReferenceEngine (torch) or NO_SPEEDUPS
+    plain: bool = False          # serve the reference: engines.make_engine gives ReferenceEngine (torch) or NO_SPEEDUPS
     prefix_cache: bool = True    # reuse the document's KV cache from the last request
     prompt_lookup: bool = False  # transformers' prompt-lookup drafts; from a new cache (see decoding; torch only)
     typed_through: bool = True   # typed what the suggestion began with: show the rest, no model run
@@ -397,18 +397,3 @@ class TorchEngine(CompletionEngine):
         if store is not None:
             store.put(cache, held, kv)
         return Generated(new, reused, logprobs=logprobs)
-
-
-def make_engine(loaded: LoadedModel, options: SpeedOptions = SpeedOptions(),
-                max_cached_documents: int = MAX_CACHED_DOCUMENTS) -> CompletionEngine:
-    """The engine that runs `loaded` (model_loading decided which when it loaded it); with `options.plain`
-    the reference: transformers' generate for a torch model, llama.cpp with every speed-up off."""
-    if loaded.engine == "llama.cpp":
-        from ghostframe.server.inference.llama_engine import LlamaEngine
-
-        return LlamaEngine(loaded, NO_SPEEDUPS if options.plain else options, max_cached_documents)
-    if options.plain:
-        from ghostframe.server.inference.reference_engine import ReferenceEngine
-
-        return ReferenceEngine(loaded)
-    return TorchEngine(loaded, options, max_cached_documents)

@@ -18,7 +18,8 @@ from ghostframe.server import __version__
 from ghostframe.server.lsp import transport
 from ghostframe.server.lsp.documents import context_at, forget_notebook, resident_memory_mb
 from ghostframe.server.lsp.protocol import GhostframeProtocol
-from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
+from ghostframe.server.inference.engine import Limits, SpeedOptions
+from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.model_loading import ModelLoadError, adapter_refusal, load_model
 from ghostframe.server.inference.model_options import ModelOptions
 from ghostframe.server.inference.machine import cpu_description

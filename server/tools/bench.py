@@ -141,7 +141,8 @@ def first_request(loaded, document: str, args: argparse.Namespace, budget: int) 
 def llama_rows(args: argparse.Namespace, documents: list[str], budget: int) -> dict:
     """The llama.cpp engine on the same documents (without and with speculation), and llama-server
     driven as llama.vscode drives it, when the model is a GGUF file (a pinned model or a .gguf)."""
-    from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
+    from ghostframe.server.inference.engine import Limits, SpeedOptions
+    from ghostframe.server.inference.engines import make_engine
     from ghostframe.server.inference.llama_loading import DRAFT_MODELS
     from ghostframe.server.inference.model_loading import gguf_of, load_model
     from ghostframe.server.inference.prompt import CompletionContext
@@ -196,7 +197,8 @@ def in_process(args: argparse.Namespace, documents: list[str]) -> dict:
     from transformers import StoppingCriteria, StoppingCriteriaList
 
     from ghostframe.server.inference.quiet import quiet_transformers
-    from ghostframe.server.inference.engine import Limits, SpeedOptions, make_engine
+    from ghostframe.server.inference.engine import Limits, SpeedOptions
+    from ghostframe.server.inference.engines import make_engine
     from ghostframe.server.inference.prompt import CompletionContext, build_prompt
     from ghostframe.server.lsp.settings import Settings
 

@@ -214,8 +214,11 @@ async def replay(args: argparse.Namespace) -> int:
     report: dict = {"files": {p.name: [b.above + 2 for b in p.blocks] for p in plans},
                     "lines_per_place": args.lines_per_place, "seed": args.seed, "speedup": args.speedup,
                     "style": asdict(style), "cpu": cpu_description(), "sides": {}}
-    ghostframe = GhostframeReplaySide(ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING"],
-                                      {"maxNewTokens": args.max_new_tokens})
+    settings = {"maxNewTokens": args.max_new_tokens}
+    if args.show_filter is not None:  # else the server's default
+        settings["showFilter"] = args.show_filter
+    report["settings"] = settings
+    ghostframe = GhostframeReplaySide(ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING"], settings)
     report["sides"][ghostframe.name] = await replay_side(ghostframe, plans, style, args.speedup)
     if args.peer != "none":
         peer = start_peer(args, report["sides"][ghostframe.name]["model"])
@@ -264,5 +267,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speedup", type=float, default=1.0,
                         help="play the typist's timeline this many times faster than real time (for tests; default 1)")
     parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--show-filter", action=argparse.BooleanOptionalAction, default=None,
+                        help="the server's ghostframe.showFilter (default: the server's default)")
     add_peer_arguments(parser)
     parser.add_argument("--json", help="also write the report as JSON to this path")

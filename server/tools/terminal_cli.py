@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
+import inspect
 import sys
 from importlib import resources
 from pathlib import Path
@@ -125,33 +127,18 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
+# Each bench's module and function, imported only when that bench runs (most load torch or llama.cpp).
+BENCHES = {"latency": ("bench", "latency"), "typing": ("typing_bench", "typing"), "replay": ("replay_bench", "replay"),
+           "decode": ("decode_bench", "decode"), "soak": ("soak", "soak"), "retrieval": ("retrieval_bench", "retrieval")}
+
+
 def main(argv=None) -> None:
     args = parse_args(argv)
     if args.command == "complete":
         raise SystemExit(asyncio.run(complete(args)))
-    if args.bench == "soak":
-        from ghostframe.server.tools.soak import soak
-
-        raise SystemExit(asyncio.run(soak(args)))
-    if args.bench == "decode":
-        from ghostframe.server.tools.decode_bench import decode
-
-        raise SystemExit(decode(args))
-    if args.bench == "typing":
-        from ghostframe.server.tools.typing_bench import typing
-
-        raise SystemExit(asyncio.run(typing(args)))
-    if args.bench == "replay":
-        from ghostframe.server.tools.replay_bench import replay
-
-        raise SystemExit(asyncio.run(replay(args)))
-    if args.bench == "retrieval":
-        from ghostframe.server.tools.retrieval_bench import retrieval
-
-        raise SystemExit(retrieval(args))
-    from ghostframe.server.tools.bench import latency
-
-    raise SystemExit(asyncio.run(latency(args)))
+    module, function = BENCHES[args.bench]
+    result = getattr(importlib.import_module(f"ghostframe.server.tools.{module}"), function)(args)
+    raise SystemExit(asyncio.run(result) if inspect.iscoroutine(result) else result)
 
 
 if __name__ == "__main__":

@@ -91,7 +91,8 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     """
     import torch
 
-    from ghostframe.server.inference.engine import Limits, make_engine
+    from ghostframe.server.inference.engine import Limits
+    from ghostframe.server.inference.engines import make_engine
     from ghostframe.server.inference.model_loading import load_model
 
     model, adapter = system.load_arguments()

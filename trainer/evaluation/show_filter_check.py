@@ -57,7 +57,8 @@ def answer(folders: dict[str, str], cases: int, model: ModelOptions, max_new_tok
            max_prompt_tokens: int, records: Path) -> None:
     """Every corpus's cases answered by the model, one line each (the evaluation's default), appended
     to `records` unless already there."""
-    from ghostframe.server.inference.engine import Limits, make_engine
+    from ghostframe.server.inference.engine import Limits
+    from ghostframe.server.inference.engines import make_engine
     from ghostframe.server.inference.model_loading import load_model
 
     loaded = load_model(model.model or None, None, model.device, lambda m: print(m, file=sys.stderr),
