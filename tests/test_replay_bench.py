@@ -392,7 +392,7 @@ def test_the_command_replays_several_files_through_the_real_server(tmp_path):
     paths = write_short_sources(tmp_path)
     report, stdout = run_replay(paths, TINY_MODEL, tmp_path / "replay.json", "--peer", "none", "--no-show-filter")
     assert set(report["files"]) == {"sums.py", "means.py"} and set(report["sides"]) == {"ghostframe"}
-    assert report["settings"] == {"maxNewTokens": 64, "showFilter": False}  # what the server was sent
+    assert report["settings"] == {"maxNewTokens": 8, "showFilter": False}  # what the server was sent
     assert_consistent(report["sides"]["ghostframe"], paths)
     assert "ghostframe bench replay" in stdout and report["cpu"] in stdout
 
