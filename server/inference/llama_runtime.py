@@ -186,12 +186,16 @@ class LlamaRuntime:
             raise LlamaError(errors[0])
         return timings
 
-    def _timings(self, request: dict) -> dict:
-        """llama-server's timings of a request answered at once (its error raised as LlamaError)."""
+    def _answer(self, request: dict) -> dict:
+        """llama-server's answer to a request answered at once (its error raised as LlamaError)."""
         result = self._server.handle_completions(request)
         if "choices" not in result:
             raise LlamaError(str(result.get("error") or result.get("message") or result))
-        return result.get("timings") or {}
+        return result
+
+    def _timings(self, request: dict) -> dict:
+        """llama-server's timings of a request answered at once."""
+        return self._answer(request).get("timings") or {}
 
     def prefill(self, ids: list[int], slot: int) -> dict:
         """Evaluate `ids` into `slot`'s cache and generate nothing (llama-server's n_predict 0)."""
@@ -201,10 +205,8 @@ class LlamaRuntime:
     def likeliest(self, ids: list[int], count: int, slot: int, cache_prompt: bool = True) -> list[tuple[int, float]]:
         """The `count` likeliest tokens after `ids` in `slot`, likeliest first, with their log-probabilities
         (llama-server's top_logprobs: from the model's own distribution, before sampling)."""
-        result = self._server.handle_completions({"prompt": ids, "max_tokens": 1, "temperature": 0.0, "n_probs": count,
-                                                  "cache_prompt": cache_prompt, "id_slot": slot})
-        if "choices" not in result:
-            raise LlamaError(str(result.get("error") or result.get("message") or result))
+        result = self._answer({"prompt": ids, "max_tokens": 1, "temperature": 0.0, "n_probs": count,
+                               "cache_prompt": cache_prompt, "id_slot": slot})
         entries = ((result["choices"][0].get("logprobs") or {}).get("content") or [{}])[0].get("top_logprobs") or []
         return [(entry["id"], entry["logprob"]) for entry in entries]
 
