@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import TINY_MODEL
-from ghostframe.server.tools.keystroke_timing import Key, TypingStyle, plan_keys
+from ghostframe.server.inference.keystroke_timing import Key, TypingStyle, plan_keys
 from ghostframe.server.tools.replay_bench import (CURSOR_REST_S, HumanClock, choose_blocks, plan_file,
                                                    replay_file)
 from ghostframe.server.tools.replay_editor import BlockEditor, Tally, acceptable
@@ -102,7 +102,7 @@ def test_the_keystroke_times_are_a_pure_function_of_the_seed_and_text():
     assert keys == plan_keys(lines, "0:sales.py:9")
     assert [k.delay for k in keys] != [k.delay for k in plan_keys(lines, "1:sales.py:9")]
     # and the same in another process, with another string hash seed: nothing in it depends on the process
-    program = ("import json; from ghostframe.server.tools.keystroke_timing import plan_keys; "
+    program = ("import json; from ghostframe.server.inference.keystroke_timing import plan_keys; "
                f"print(json.dumps([k.delay for k in plan_keys({lines!r}, '0:sales.py:9')]))")
     done = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, timeout=120,
                           env={**__import__("os").environ, "PYTHONHASHSEED": "123"})

@@ -23,7 +23,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from ghostframe.server.tools.keystroke_timing import Key, TypingStyle, plan_keys
+from ghostframe.server.inference.keystroke_timing import Key, TypingStyle, plan_keys
 from ghostframe.server.tools.llama_peer import add_peer_arguments, start_peer
 from ghostframe.server.tools.replay_editor import BlockEditor, Tally
 from ghostframe.server.tools.typing_bench import Document, GhostframeSide, LlamaVSCodeSide

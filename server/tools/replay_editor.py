@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ghostframe.server.tools.keystroke_timing import Key
+from ghostframe.server.inference.keystroke_timing import Key
 from ghostframe.server.tools.typing_bench import Document
 
 

@@ -3,6 +3,7 @@
 `ghostframe bench replay` plays the same keystroke times against every system under test, so the
 times come from the block's text and a seed alone, never from what a system suggested: a key that
 accepting a suggestion made unnecessary is simply not pressed, and its delay is not spent.
+`typing_value` asks the same typist how many keys come later than a model answers.
 
 Inter-key delays are log-normal around a median (people's inter-key intervals are right-skewed),
 longer at the end of a word and at brackets (where the typist plans the next token), with a
@@ -56,16 +57,14 @@ def _draw(rng: random.Random, median_ms: float, spread: float) -> float:
     return rng.lognormvariate(math.log(median_ms / 1000), spread)
 
 
-def plan_keys(lines: Sequence[str], seed: str, style: TypingStyle = TypingStyle()) -> list[Key]:
-    """The keys that write `lines` (with their indentation) from the end of the line above them:
-    Enter, the first line's characters, Enter, the next line's, ... The same `seed` and text give
-    the same keys and delays."""
-    rng = random.Random(seed)
-    keys: list[Key] = []
+def key_medians(lines: Sequence[str], style: TypingStyle = TypingStyle()) -> list[tuple[str, int, int, float]]:
+    """(text, row, column, median delay in ms) of each key that writes `lines` from the end of the line
+    above them: Enter, the first line's characters, Enter, the next line's, ... Indentation is no key."""
+    keys: list[tuple[str, int, int, float]] = []
     for row, line in enumerate(lines):
         indentation = len(line) - len(line.lstrip())
         pause = style.arrival_pause_ms if row == 0 else style.median_ms * style.word_end_factor
-        keys.append(Key("\n" + line[:indentation], _draw(rng, pause, style.spread), row, indentation))
+        keys.append(("\n" + line[:indentation], row, indentation, pause))
         previous = ""
         for column in range(indentation, len(line)):
             char = line[column]
@@ -77,6 +76,22 @@ def plan_keys(lines: Sequence[str], seed: str, style: TypingStyle = TypingStyle(
                 median = style.median_ms * style.word_end_factor
             else:
                 median = style.median_ms
-            keys.append(Key(char, _draw(rng, median, style.spread), row, column + 1))
+            keys.append((char, row, column + 1, median))
             previous = char
     return keys
+
+
+def plan_keys(lines: Sequence[str], seed: str, style: TypingStyle = TypingStyle()) -> list[Key]:
+    """The keys of `key_medians` with their delays drawn: the same `seed` and text give the same keys
+    and delays."""
+    rng = random.Random(seed)
+    return [Key(text, _draw(rng, median, style.spread), row, column) for text, row, column, median in key_medians(lines, style)]
+
+
+def share_slower_than(ms: float, medians: Sequence[float], style: TypingStyle = TypingStyle()) -> float:
+    """The expected share of keys, with these median delays, that come more than `ms` after the key before
+    them (the log-normal of `_draw`)."""
+    if not medians:
+        return 0.0
+    below = [0.5 * math.erfc((math.log(ms) - math.log(median)) / (style.spread * math.sqrt(2))) for median in medians]
+    return sum(below) / len(below)
