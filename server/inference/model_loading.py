@@ -35,6 +35,8 @@ from ghostframe.server.inference.loaded_model import LoadedModel, stop_token_ids
 from ghostframe.server.inference.model_options import ENGINES
 from ghostframe.server.inference.precision import choose_precision
 from ghostframe.server.inference.progress import Reporter
+from ghostframe.server.inference.remote_client import Endpoint
+from ghostframe.server.inference.remote_loading import load_remote
 from ghostframe.server.inference.tiers import auto_model, is_auto
 
 __all__ = [
@@ -202,6 +204,7 @@ def load_model(
     engine: str = "torch",
     speculation: str = "none",
     prompt_tokens: int = 1024,
+    endpoint: Endpoint | None = None,
 ) -> LoadedModel:
     """Load model (+ adapter) for inference on the chosen device and engine.
 
@@ -211,7 +214,10 @@ def load_model(
     picks llama.cpp where choose_engine says so (the server's default); there `model` auto is the
     largest pinned model this machine runs at typing speed (tiers.py), and its context holds
     `prompt_tokens` plus the longest suggestion. Either way `tier` says how `auto` was chosen.
+    `engine="remote"`: the model runs on the team server at `endpoint` (remote_loading).
     """
+    if (engine or "").lower() == "remote":  # the team server runs the weights: only the tokenizer is read
+        return load_remote(model, adapter, endpoint, report)
     device_name, dtype = pick_device(device)
     engine_name, why = choose_engine(engine, device_name, model, adapter)
     tier = None

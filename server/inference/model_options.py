@@ -10,11 +10,13 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field, fields
 
+from ghostframe.server.inference.remote_client import ENDPOINT_APIS, Endpoint
+
 DEVICES = ("auto", "cpu", "cuda")
 # What the weights run in on a CPU; auto measures which is fastest on this CPU (precision.py).
 PRECISIONS = ("auto", "int8", "float32", "bfloat16")
 # Which runtime runs the model; auto: llama.cpp for GGUF models on a CPU, torch elsewhere (model_loading.choose_engine).
-ENGINES = ("auto", "torch", "llama")
+ENGINES = ("auto", "torch", "llama", "remote")  # remote: a team server at --endpoint (remote_engine)
 # Speculative decoding on the llama.cpp engine; auto: what measured faster for the model (llama_loading).
 SPECULATIONS = ("auto", "none", "ngram", "draft")
 
@@ -39,11 +41,30 @@ class ModelOptions:
         "choices": SPECULATIONS})
     force_adapter: bool = field(default=False, metadata={
         "help": "load the adapter even if its training run's evaluation gate did not approve it"})
+    endpoint: str = field(default="", metadata={
+        "help": "with --engine remote: the team server's URL (llama-server or an OpenAI-compatible server); "
+                "the prompt (the code around the cursor and workspace context) is sent there"})
+    endpoint_api: str = field(default="llama-server", metadata={
+        "help": "what the endpoint speaks: llama-server's /completion or openai's /v1/completions (vLLM, "
+                "SGLang, llama-server)", "choices": ENDPOINT_APIS})
+    endpoint_model: str = field(default="", metadata={
+        "help": "the model an OpenAI-compatible endpoint is asked for (default: the first it lists)"})
+    ca_file: str = field(default="", metadata={"help": "a CA bundle to verify the https endpoint with"})
+    allow_insecure_http: bool = field(default=False, metadata={
+        "help": "allow plain http to an endpoint on another machine (the prompt and API key travel unencrypted)"})
 
     @property
     def cpu_precision(self) -> str:
         """The precision asked for, with --no-cpu-int8 read as float32."""
         return self.precision if self.cpu_int8 else "float32"
+
+    def remote_endpoint(self) -> Endpoint | None:
+        """The endpoint of --engine remote (API key from GHOSTFRAME_API_KEY), None for local engines;
+        remote_client.EndpointError when it must not be used as given."""
+        if self.engine != "remote":
+            return None
+        return Endpoint.from_settings(self.endpoint, self.endpoint_api, self.endpoint_model, self.ca_file,
+                                      self.allow_insecure_http)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace, **overrides) -> ModelOptions:
@@ -66,6 +87,14 @@ class ModelOptions:
             out += ["--speculation", self.speculation]
         if self.force_adapter:
             out.append("--force-adapter")
+        if self.endpoint:
+            out += ["--endpoint", self.endpoint, "--endpoint-api", self.endpoint_api]
+        if self.endpoint_model:
+            out += ["--endpoint-model", self.endpoint_model]
+        if self.ca_file:
+            out += ["--ca-file", self.ca_file]
+        if self.allow_insecure_http:
+            out.append("--allow-insecure-http")
         return out
 
 

@@ -59,7 +59,10 @@ def main(argv=None) -> None:
                          prefetch=not args.no_prefetch)
     model = ModelOptions.from_args(args)
     ls = create_server(Settings(model=model.model, adapter=model.adapter, device=model.device, engine=model.engine,
-                                precision=model.cpu_precision, force_adapter=model.force_adapter), speed,
+                                precision=model.cpu_precision, force_adapter=model.force_adapter,
+                                endpoint=model.endpoint, endpoint_api=model.endpoint_api,
+                                endpoint_model=model.endpoint_model, ca_file=model.ca_file,
+                                allow_insecure_http=model.allow_insecure_http), speed,
                        model.speculation)
     if args.tcp:
         code = ls.start_tcp(args.host, args.port)

@@ -21,6 +21,7 @@ from ghostframe.server.lsp.protocol import GhostframeProtocol
 from ghostframe.server.inference.engine import Limits, SpeedOptions
 from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.model_loading import ModelLoadError, adapter_refusal, load_model
+from ghostframe.server.inference.remote_client import EndpointError
 from ghostframe.server.inference.model_options import ModelOptions
 from ghostframe.server.inference.machine import cpu_description
 from ghostframe.server.inference.scheduler import Scheduler
@@ -58,6 +59,9 @@ class Status:
     lastPrefillTokens: int | None = None  # prompt tokens the last request computed (the rest came from its cache)
     warmedTokens: int = 0  # prompt tokens prefilled in the background before requests asked (warming.py)
     error: str | None = None
+    # engine remote: the team server's state ("remote: ok", "remote: unreachable", "remote: at capacity", ...)
+    # and that the prompt leaves this machine for it
+    remote: str | None = None
 
 
 class GhostframeServer(LanguageServer):
@@ -207,7 +211,13 @@ class GhostframeServer(LanguageServer):
         return ModelOptions(model=settings.model or self.defaults.model, adapter=settings.adapter or self.defaults.adapter,
                             device=auto("device"), precision=auto("precision"), engine=auto("engine"),
                             speculation=self.speculation,
-                            force_adapter=settings.force_adapter or self.defaults.force_adapter)
+                            force_adapter=settings.force_adapter or self.defaults.force_adapter,
+                            endpoint=settings.endpoint or self.defaults.endpoint,
+                            endpoint_api=settings.endpoint_api if settings.endpoint_api != Settings.endpoint_api
+                            else self.defaults.endpoint_api,
+                            endpoint_model=settings.endpoint_model or self.defaults.endpoint_model,
+                            ca_file=settings.ca_file or self.defaults.ca_file,
+                            allow_insecure_http=settings.allow_insecure_http or self.defaults.allow_insecure_http)
 
     # --- model loading -------------------------------------------------------------------
 
@@ -216,7 +226,7 @@ class GhostframeServer(LanguageServer):
         self._load_serial += 1
         request = self.loading = self._model_request(self.settings)
         self.scheduler.close_engine()
-        self.announce(ready=False, error=None, adapterRefused=None, model=request.model or "auto",
+        self.announce(ready=False, error=None, adapterRefused=None, remote=None, model=request.model or "auto",
                       adapter=request.adapter or None,
                       device=request.device, precision="", engine="", engineReason="", modelChoice="",
                       message="loading model")
@@ -238,8 +248,9 @@ class GhostframeServer(LanguageServer):
             loaded = await self.scheduler.run(lambda: load_model(
                 request.model or None, request.adapter or None, request.device, report,
                 precision=request.precision, force_adapter=request.force_adapter, engine=request.engine,
-                speculation=request.speculation, prompt_tokens=self.settings.max_prompt_tokens))
-        except ModelLoadError as exc:
+                speculation=request.speculation, prompt_tokens=self.settings.max_prompt_tokens,
+                endpoint=request.remote_endpoint()))
+        except (ModelLoadError, EndpointError) as exc:
             loaded, error, refused = None, str(exc), None
         except Exception as exc:  # never let a load take the server down
             log.exception("model load failed")
@@ -264,6 +275,7 @@ class GhostframeServer(LanguageServer):
                       model=loaded.model_name, device=loaded.device, adapter=loaded.adapter,
                       precision=loaded.precision, cpu=cpu_description(), engine=loaded.engine,
                       engineReason=loaded.engine_reason,
+                      remote=f"remote: prompts go to {loaded.model.endpoint.url}" if loaded.engine == "remote" else None,
                       modelChoice=loaded.tier.describe() if loaded.tier is not None else "",
                       precisionChoice=loaded.precision_choice.describe() if loaded.precision_choice else "",
                       message=where)
@@ -310,6 +322,7 @@ class GhostframeServer(LanguageServer):
         completion = answer.completion
         if completion.short_window and not answer.from_look_ahead:  # warm all the window for the next ones
             self.warm(uri, position=position)
+        self._remote_health()
         if completion.cancelled:
             return ""
         self.status.lastLatencyMs = round(completion.seconds * 1000, 1)
@@ -319,6 +332,12 @@ class GhostframeServer(LanguageServer):
                   completion.new_tokens, ", typed through" if completion.typed_through else "",
                   ", computed ahead" if answer.from_look_ahead else "", ", hidden" if answer.hidden else "")
         return completion.text
+
+    def _remote_health(self) -> None:
+        """Announce the remote engine's state when it changed (the status bar shows it)."""
+        describe = getattr(self.scheduler.engine, "describe_health", None)
+        if describe is not None and (health := describe()) != self.status.remote:
+            self.announce(remote=health)
 
     def forget(self, uri: str) -> None:
         """A closed document: stop its generation and free what the engine keeps for it."""

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ghostframe.server.inference.model_options import DEVICES, ENGINES, PRECISIONS
+from ghostframe.server.inference.remote_client import ENDPOINT_APIS
 
 
 def setting(default: Any, description: str, *, minimum: int | None = None, maximum: int | None = None,
@@ -28,14 +29,30 @@ def setting(default: Any, description: str, *, minimum: int | None = None, maxim
 class Settings:
     model: str = setting("", "A local Hugging Face model folder, a `.gguf` file or a hub id. "
                          "Empty: the embedded default model.", scope="machine-overridable")
-    adapter: str = setting("", "A LoRA adapter folder made by `ghostframe-train`. Empty: none.",
+    adapter: str = setting("", "A LoRA adapter folder made by `ghostframe-train`, or with engine `remote` the name "
+                           "of an adapter the team server serves. Empty: none.",
                            scope="machine-overridable")
     force_adapter: bool = setting(False, "Load the adapter even if its training run's evaluation gate did not "
                                   "approve it (found it no better than the base model, or worse).",
                                   scope="machine-overridable")
     device: str = setting("auto", "Where the model runs: `auto` picks the GPU when there is one.", enum=DEVICES)
     engine: str = setting("auto", "What runs the model: `auto` uses llama.cpp for GGUF models (the pinned ones) on a "
-                          "CPU and torch on a GPU or for Hugging Face folders.", enum=ENGINES)
+                          "CPU and torch on a GPU or for Hugging Face folders; `remote`: the team server at "
+                          "`ghostframe.endpoint`.", enum=ENGINES)
+    endpoint: str = setting("", "With engine `remote`: the team server's URL (llama-server, or an OpenAI-compatible "
+                            "server such as vLLM), e.g. `https://gpu-box:8012`. The prompt (the code around the "
+                            "cursor and context from the workspace) is sent there. The API key is set with "
+                            "**ghostframe: Set API key** (or `GHOSTFRAME_API_KEY`). Empty: nothing leaves this "
+                            "machine.", scope="machine")
+    endpoint_api: str = setting("llama-server", "What the endpoint speaks: `llama-server` (its `/completion`) or "
+                                "`openai` (`/v1/completions`: vLLM, SGLang, llama-server).", enum=ENDPOINT_APIS)
+    endpoint_model: str = setting("", "The model an `openai` endpoint is asked for (empty: the first it lists); "
+                                  "`ghostframe.adapter` names a server-side adapter instead when set.")
+    ca_file: str = setting("", "A CA bundle (PEM) to verify the https endpoint with. Empty: the system's.",
+                           scope="machine")
+    allow_insecure_http: bool = setting(False, "Allow plain `http` to an endpoint on another machine (your code "
+                                        "and the API key then cross the network unencrypted). `http` to this "
+                                        "machine (localhost) is always allowed.", scope="machine")
     precision: str = setting("auto", "What the weights run in on a CPU: `auto` times int8, float32 (and bfloat16 "
                              "where the CPU has it) once per model and CPU and keeps the fastest.", enum=PRECISIONS)
     max_new_tokens: int = setting(64, "Most tokens in one suggestion.", minimum=1, maximum=512)
@@ -49,7 +66,8 @@ class Settings:
                                 "suggestion. Experimental: its thresholds are not tuned yet.")
     repo_context: bool = setting(True, "Give the model code from your other workspace files: definitions of the "
                                  "names this file imports and the most similar code elsewhere. Files are read "
-                                 "inside the workspace folders only and never leave this machine.")
+                                 "inside the workspace folders only and leave this machine only in the prompt sent to "
+                                 "`ghostframe.endpoint` when one is set.")
     data_context: bool = setting(True, "Give the model the column names (never values) of data files the code "
                                  "reads inside the workspace, such as `pd.read_csv(\"sales.csv\")` or `pd.read_csv(DATA / \"sales.csv\")`.")
 

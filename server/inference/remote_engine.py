@@ -1,0 +1,230 @@
+"""The remote engine: the completion engine's policies here, the model on a team server.
+
+Everything but the forward passes stays on this machine, in the shared `CompletionEngine`: the
+prompt (built with the model's own tokenizer, read locally by remote_loading, FIM tokens and
+workspace context included), the stop rules, typed-through answers, the look-ahead and the show
+filter's log-probabilities. Only the prompt's token ids go to the endpoint: llama-server's native
+`/completion` (`cache_prompt`, so its slot reuses the prefix across keystrokes; `n_probs` for the
+ids and log-probabilities; the `lora` field for the workspace's adapter) or an OpenAI-compatible
+`/v1/completions` (vLLM, SGLang, llama-server; the adapter's name as the `model`).
+
+Tokens stream back; the shared stop rule ends a request by closing the stream, and so does a
+newer keystroke (the scheduler's cancel event). A server that is down, slow, at capacity, refuses
+the key or answers garbage gives an empty suggestion at once and a `health` the status shows.
+No KV cache is kept here (the server keeps it), so nothing is warmed ahead.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+from ghostframe.server.inference.engine import (Completion, CompletionEngine, Generated, Limits, SpeedOptions,
+                                                StopRule, WarmProgress)
+from ghostframe.server.inference.loaded_model import LoadedModel
+from ghostframe.server.inference.prompt import CompletionContext
+from ghostframe.server.inference.remote_client import OK, RemoteClient, RemoteError
+
+log = logging.getLogger("ghostframe.remote")
+
+
+def _token_ids(tokens: list) -> list[int] | None:
+    """vLLM's `return_tokens_as_token_ids` spelling ("token_id:123") as ids; None when not so spelled."""
+    ids = []
+    for token in tokens:
+        if not (isinstance(token, str) and token.startswith("token_id:") and token[9:].isdigit()):
+            return None
+        ids.append(int(token[9:]))
+    return ids
+
+
+def parse_event(event: dict) -> tuple[list[int] | None, str, list[float], dict]:
+    """(new token ids or None when the server does not say them, new text, their log-probabilities,
+    timings) of one streamed event, in llama-server's native or the OpenAI completion format."""
+    if "choices" in event:  # OpenAI-compatible
+        choices = event["choices"]
+        choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
+        if choice is None:
+            raise RemoteError("remote: bad answer", "an event without a choice")
+        text = choice.get("text") or ""
+        logprobs = choice.get("logprobs") or {}
+        if entries := logprobs.get("content"):  # llama-server's own: ids and log-probabilities
+            return [e["id"] for e in entries], text, [e["logprob"] for e in entries], event.get("timings") or {}
+        tokens = logprobs.get("tokens") or []
+        ids = _token_ids(tokens) if tokens else None
+        return ids, text, [p for p in logprobs.get("token_logprobs") or [] if p is not None], event.get("timings") or {}
+    if "content" not in event:
+        raise RemoteError("remote: bad answer", f"an event without content: {str(event)[:80]}")
+    entries = event.get("completion_probabilities") or []
+    ids = event.get("tokens")
+    if ids is None and entries:
+        ids = [e["id"] for e in entries]
+    return ids, event["content"] or "", [e["logprob"] for e in entries if "logprob" in e], event.get("timings") or {}
+
+
+class RemoteEngine(CompletionEngine):
+    """The completion engine on a team server (see the module docstring)."""
+
+    kind = "remote"
+
+    def __init__(self, loaded: LoadedModel, options: SpeedOptions = SpeedOptions(), max_cached_documents: int = 4):
+        super().__init__(loaded, options, max_cached_documents)
+        self.client: RemoteClient = loaded.model
+        self.endpoint = self.client.endpoint
+        self.health = ""     # the last request's state: "remote: ok", "remote: unreachable", ...
+        self.problem = ""    # why, in a few words (never the key, never the prompt)
+        self.adapter_note = ""  # a named adapter the server does not serve
+        self._lora: list[dict] | None = None  # llama-server's `lora` field for the adapter (None: not looked up)
+        self._model: str | None = None        # the `model` of an OpenAI request (None: not decided)
+        self._failed = False
+
+    @property
+    def warms(self) -> bool:
+        return False  # the server keeps the KV cache: warming would only spend its time
+
+    def warm_step(self, document: str, ids: list[int], chunk_tokens: int) -> WarmProgress:
+        return WarmProgress(len(ids) - 1, len(ids) - 1, 0)
+
+    def complete(self, ctx: CompletionContext, limits: Limits, *, cancel: threading.Event | None = None,
+                 document: str | None = None) -> Completion:
+        """As every engine; a failed request's empty answer is not remembered for typed-through, so the
+        same place asked again goes to the server again."""
+        self._failed = False
+        done = super().complete(ctx, limits, cancel=cancel, document=document)
+        if self._failed and document in self._shown:
+            self._shown[document] = [s for s in self._shown[document] if (s.before, s.after) != (ctx.before, ctx.after)]
+        return done
+
+    # --- requests ----------------------------------------------------------------------------
+
+    def _failure(self, error: RemoteError) -> None:
+        self._failed = True
+        if (error.state, error.detail) != (self.health, self.problem):
+            log.warning("%s (%s)", error.state, error.detail)  # the detail names no key and no prompt
+        self.health, self.problem = error.state, error.detail
+
+    def _succeeded(self) -> None:
+        if self.health != OK and self.health:
+            log.info("%s again", OK)
+        self.health, self.problem = OK, ""
+
+    def _body(self, ids: list[int], max_tokens: int, cache: str | None, probs: int, stream: bool) -> tuple[str, dict]:
+        if self.endpoint.api == "llama-server":
+            return "/completion", {"prompt": ids, "n_predict": max_tokens, "temperature": 0.0, "stream": stream,
+                                   "cache_prompt": cache is not None, "n_probs": probs, "return_tokens": True,
+                                   "lora": self._adapter_lora()}
+        body = {"prompt": ids, "max_tokens": max_tokens, "temperature": 0.0, "stream": stream, "logprobs": probs,
+                "return_tokens_as_token_ids": True}
+        if model := self._request_model():
+            body["model"] = model
+        return "/v1/completions", body
+
+    def _decode(self, ids: list[int], max_new_tokens: int, stop: StopRule, cache: str | None) -> Generated:
+        new: list[int] = []
+        text = ""
+        logprobs: list[float] = []
+        reused = 0
+        spelled = True  # the server says each token's id
+        try:
+            path, body = self._body(ids, max_new_tokens, cache, 1, True)
+            events = self.client.stream(path, body, stop.cancel)
+            try:
+                for event in events:
+                    got, piece, probs, timings = parse_event(event)
+                    reused = int(timings.get("cache_n", reused))
+                    if got is None:
+                        spelled = False
+                    if not got and not piece:
+                        continue  # a progress or the final event
+                    text += piece
+                    logprobs.extend(probs)
+                    new = new + (got or []) if spelled else self._ids_of(text)
+                    if new and (stop(new, text) or len(new) >= max_new_tokens):
+                        break
+            finally:
+                events.close()  # stopped early: the stream is closed, the server frees the slot
+        except RemoteError as error:
+            if stop.cancel.is_set():
+                return Generated(new, reused, text, logprobs if spelled else [])
+            self._failure(error)
+            return Generated([], 0, "", [])
+        if not stop.cancel.is_set():
+            self._succeeded()
+        return Generated(new, reused, text, logprobs[:len(new)] if spelled else [])
+
+    def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
+        path, body = self._body(ids, 1, cache, count, False)
+        try:
+            answer = self.client.post_json(path, body)
+        except RemoteError as error:
+            self._failure(error)
+            return []
+        try:
+            if "choices" in answer:
+                entries = answer["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
+            else:
+                entries = answer["completion_probabilities"][0]["top_logprobs"]
+            return [(int(e["id"]), float(e["logprob"])) for e in entries]
+        except (KeyError, IndexError, TypeError, ValueError):
+            return []  # a server that does not say ids: the greedy answer stands
+
+    def _ids_of(self, text: str) -> list[int]:
+        return self.loaded.tokenizer.encode(text, add_special_tokens=False)
+
+    # --- adapters per request -------------------------------------------------------------------
+
+    def _adapter_lora(self) -> list[dict]:
+        """llama-server's `lora` field: the named adapter at scale 1, every other one the server loaded
+        at 0 (an empty list: the base model, whatever scales the server started with)."""
+        name = self.loaded.adapter
+        if not name:
+            return []
+        if self._lora is None:
+            try:
+                listed = self.client.get_json("/lora-adapters")
+            except RemoteError as error:
+                self._failure(error)
+                return []
+            self._lora = self._match_lora(name, listed if isinstance(listed, list) else [])
+        return self._lora
+
+    def _match_lora(self, name: str, listed: list) -> list[dict]:
+        wanted = Path(name).expanduser()
+        for entry in listed:
+            path = Path(str(entry.get("path", "")))
+            if name in (str(entry.get("id")), str(path), path.name, path.stem, path.parent.name) \
+                    or (wanted.is_absolute() and path == wanted):
+                self.adapter_note = ""
+                return [{"id": entry["id"], "scale": 1.0}]
+        served = ", ".join(Path(str(e.get("path", ""))).name for e in listed) or "none"
+        self.adapter_note = f"adapter {name!r} is not on the server (it serves: {served}); the base model answers"
+        log.warning("%s", self.adapter_note)
+        return []
+
+    def _request_model(self) -> str:
+        """An OpenAI request's `model`: the adapter's name (vLLM serves it per request), else the
+        endpoint's model, else the first the server lists."""
+        if self.loaded.adapter:
+            return self.loaded.adapter
+        if self._model is None:
+            self._model = self.endpoint.model
+            if not self._model:
+                try:
+                    listed = self.client.get_json("/v1/models")
+                    self._model = str(listed["data"][0]["id"])
+                except (RemoteError, KeyError, IndexError, TypeError):
+                    return ""  # asked again next time
+        return self._model
+
+    def describe_health(self) -> str:
+        """The state for the status: the last request's, and why it failed."""
+        parts = [self.health or "remote: no request yet"]
+        if self.problem:
+            parts.append(self.problem)
+        if self.adapter_note:
+            parts.append(self.adapter_note)
+        return "; ".join(parts)
+
+    def close(self) -> None:
+        self.client.close()
