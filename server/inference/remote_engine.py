@@ -24,7 +24,7 @@ from ghostframe.server.inference.engine import (Completion, CompletionEngine, Ge
                                                 StopRule, WarmProgress)
 from ghostframe.server.inference.loaded_model import LoadedModel
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.server.inference.remote_client import OK, RemoteClient, RemoteError
+from ghostframe.server.inference.remote_client import BAD_ANSWER, OK, UNAUTHORIZED, RemoteClient, RemoteError
 
 log = logging.getLogger("ghostframe.remote")
 
@@ -103,6 +103,8 @@ class RemoteEngine(CompletionEngine):
         if (error.state, error.detail) != (self.health, self.problem):
             log.warning("%s (%s)", error.state, error.detail)  # the detail names no key and no prompt
         self.health, self.problem = error.state, error.detail
+        if error.state != UNAUTHORIZED:
+            self._lora = None  # a server that comes back may serve other adapters
 
     def _succeeded(self) -> None:
         if self.health != OK and self.health:
@@ -154,8 +156,8 @@ class RemoteEngine(CompletionEngine):
         return Generated(new, reused, text, logprobs[:len(new)] if spelled else [])
 
     def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
-        path, body = self._body(ids, 1, cache, count, False)
         try:
+            path, body = self._body(ids, 1, cache, count, False)
             answer = self.client.post_json(path, body)
         except RemoteError as error:
             self._failure(error)
@@ -175,32 +177,35 @@ class RemoteEngine(CompletionEngine):
     # --- adapters per request -------------------------------------------------------------------
 
     def _adapter_lora(self) -> list[dict]:
-        """llama-server's `lora` field: the named adapter at scale 1, every other one the server loaded
-        at 0 (an empty list: the base model, whatever scales the server started with)."""
-        name = self.loaded.adapter
-        if not name:
-            return []
+        """llama-server's `lora` field: the named adapter at scale 1 and every other adapter the server
+        loaded at 0, so a request without an adapter gets the base model whatever scales the server
+        started with (a server leaves an adapter the field does not list at its own scale)."""
         if self._lora is None:
             try:
                 listed = self.client.get_json("/lora-adapters")
             except RemoteError as error:
-                self._failure(error)
-                return []
-            self._lora = self._match_lora(name, listed if isinstance(listed, list) else [])
+                if error.state != BAD_ANSWER:
+                    raise  # down, slow or refusing: the request would be too; asked again next time
+                listed = []    # a server without adapters (or without the endpoint)
+            self._lora = self._match_lora(self.loaded.adapter or "", listed if isinstance(listed, list) else [])
         return self._lora
 
     def _match_lora(self, name: str, listed: list) -> list[dict]:
-        wanted = Path(name).expanduser()
-        for entry in listed:
+        entries = [e for e in listed if isinstance(e, dict) and isinstance(e.get("id"), int)]
+        wanted = Path(name).expanduser() if name else None
+        chosen = None
+        for entry in entries:
             path = Path(str(entry.get("path", "")))
-            if name in (str(entry.get("id")), str(path), path.name, path.stem, path.parent.name) \
-                    or (wanted.is_absolute() and path == wanted):
-                self.adapter_note = ""
-                return [{"id": entry["id"], "scale": 1.0}]
-        served = ", ".join(Path(str(e.get("path", ""))).name for e in listed) or "none"
-        self.adapter_note = f"adapter {name!r} is not on the server (it serves: {served}); the base model answers"
-        log.warning("%s", self.adapter_note)
-        return []
+            if name and (name in (str(entry["id"]), str(path), path.name, path.stem, path.parent.name)
+                         or (wanted.is_absolute() and path == wanted)):
+                chosen = entry["id"]
+                break
+        self.adapter_note = ""
+        if name and chosen is None:
+            served = ", ".join(str(e.get("path", e["id"])) for e in entries) or "none"
+            self.adapter_note = f"adapter {name!r} is not on the server (it serves: {served}); the base model answers"
+            log.warning("%s", self.adapter_note)
+        return [{"id": e["id"], "scale": 1.0 if e["id"] == chosen else 0.0} for e in entries]
 
     def _request_model(self) -> str:
         """An OpenAI request's `model`: the adapter's name (vLLM serves it per request), else the

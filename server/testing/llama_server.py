@@ -24,6 +24,7 @@ p.model.path, p.n_parallel, p.n_ctx = c["gguf"], c["parallel"], c["parallel"] * 
 p.n_batch = p.n_ubatch = 512
 p.cpuparams.n_threads = p.cpuparams_batch.n_threads = c["threads"]
 p.hostnames, p.port, p.verbosity = ["127.0.0.1"], c["port"], 1
+p.endpoint_metrics = True  # tokens_predicted_total: how far a closed stream went on
 if c["api_key"]:
     p.api_keys = [c["api_key"]]
 if c["lora"]:
@@ -82,6 +83,14 @@ class LlamaServer:
                 pass
             time.sleep(0.1)
         raise TimeoutError("llama-server did not become ready")
+
+    def metrics(self) -> dict[str, float]:
+        """llama-server's /metrics (Prometheus text) as {name: value}."""
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("GET", "/metrics", headers={"Authorization": f"Bearer {self.config['api_key']}"})
+        text = connection.getresponse().read().decode()
+        return {name: float(value) for name, _, value in (line.rpartition(" ") for line in text.splitlines())
+                if name and not name.startswith("#")}
 
     def restart(self, timeout: float = 120) -> None:
         """Start it again on the same port (after `stop`): a server that comes back."""

@@ -1,0 +1,317 @@
+"""The remote engine against a real llama-server (xllamacpp's, in a process of its own, on the tiny
+random GGUF): the local llama.cpp engine's greedy answers through both APIs, the FIM prompt, a
+stream closed when cancelled, per-request LoRA, a key the server refuses, and a server that is down,
+slow, full or answers garbage (those three on a socket of the test's own: llama-server cannot be
+made to misbehave) ending in an empty suggestion and a state, never a hang."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from contextlib import contextmanager
+
+import pytest
+
+from conftest import TINY_QWEN2_GGUF, TINY_QWEN2_GGUF_HF
+from ghostframe.server.inference.default_model import ModelLoadError
+from ghostframe.server.inference.engine import NO_SPEEDUPS, Limits, SpeedOptions
+from ghostframe.server.inference.engines import make_engine
+from ghostframe.server.inference.model_loading import load_model
+from ghostframe.server.inference.prompt import CompletionContext, fim_tokens
+from ghostframe.server.inference.remote_client import (API_KEY_VARIABLE, AT_CAPACITY, BAD_ANSWER, OK, TIMED_OUT,
+                                                       UNAUTHORIZED, UNREACHABLE, Endpoint, EndpointError,
+                                                       RemoteClient)
+from ghostframe.server.inference.remote_engine import RemoteEngine
+from ghostframe.server.testing.llama_server import LlamaServer, free_port
+
+CONTEXTS = [
+    CompletionContext("import pandas as pd\ndf = pd.read_csv('sales.csv')\ndf.", "\nprint(df)\n"),
+    CompletionContext("def load_data(path):\n    ", "\n\nX = load_data('x.csv')\n"),
+    CompletionContext("X_train, X_test, y_train, y_test = train_test_split(", ")\n"),
+]
+LIMITS = Limits(max_new_tokens=16, max_prompt_tokens=256, multiline=True)
+
+
+@pytest.fixture(scope="module")
+def server():
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=2, slot_tokens=8192)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def local():
+    loaded = load_model(str(TINY_QWEN2_GGUF), device="cpu", engine="llama")
+    yield make_engine(loaded, NO_SPEEDUPS)
+    loaded.model.close()
+
+
+def remote(url: str, api: str = "llama-server", adapter: str | None = None, options: SpeedOptions = NO_SPEEDUPS,
+           **endpoint) -> RemoteEngine:
+    loaded = load_model(str(TINY_QWEN2_GGUF), adapter, engine="remote",
+                        endpoint=Endpoint.from_settings(url, api, **endpoint))
+    return make_engine(loaded, options)
+
+
+@pytest.mark.parametrize("api", ["llama-server", "openai"])
+def test_the_answer_is_the_local_llama_cpp_engines(server, local, api):
+    engine = remote(server.url, api)
+    assert engine.kind == "remote" and engine.loaded.engine == "remote"
+    for ctx in CONTEXTS:
+        for multiline in (False, True):
+            limits = Limits(max_new_tokens=16, max_prompt_tokens=256, multiline=multiline)
+            got, want = engine.complete(ctx, limits), local.complete(ctx, limits)
+            assert (got.text, got.new_tokens) == (want.text, want.new_tokens), ctx.before
+            assert got.token_logprobs == pytest.approx(want.token_logprobs, abs=1e-3)
+    assert engine.health == OK and engine.describe_health() == OK
+
+
+def test_no_weights_are_loaded_only_the_tokenizer():
+    loaded = load_model(str(TINY_QWEN2_GGUF), engine="remote", endpoint=Endpoint.from_settings("http://127.0.0.1:9"))
+    assert isinstance(loaded.model, RemoteClient) and loaded.tokenizer is not None and loaded.stop_token_ids
+    assert loaded.device == "remote 127.0.0.1"
+
+
+def test_the_prompt_is_the_fim_prompt_built_here(server, local):
+    engine = remote(server.url)
+    ctx = CONTEXTS[1]
+    ids = engine.prompt_ids(ctx, 256)
+    assert ids == local.prompt_ids(ctx, 256)
+    prefix, suffix, middle = (engine.loaded.tokenizer.convert_tokens_to_ids(t) for t in fim_tokens(engine.loaded.tokenizer))
+    assert ids[0] == prefix and ids.index(suffix) < ids.index(middle)  # the cursor's line follows <fim_middle>
+    answered = engine.client.post_json("/completion", {"prompt": ids, "n_predict": 0, "cache_prompt": False})
+    assert answered["tokens_evaluated"] == len(ids)  # the server took the ids as they are, nothing added
+
+
+def test_a_cancelled_request_closes_its_stream_and_the_server_stops(server):
+    engine = remote(server.url, options=SpeedOptions(typed_through=False, predict_cap=None))
+    before = server.metrics()["llamacpp:tokens_predicted_total"]
+    cancel = threading.Event()
+    stream = engine.client.stream("/completion", {"prompt": engine.prompt_ids(CONTEXTS[0], 256), "n_predict": 6000,
+                                                  "temperature": 0.0, "stream": True, "ignore_eos": True}, cancel)
+    for n, _ in enumerate(stream, 1):
+        if n == 2:
+            cancel.set()  # a newer keystroke
+    assert n <= 3
+    time.sleep(0.3)
+    assert server.metrics()["llamacpp:tokens_predicted_total"] - before < 50  # not 6000: the slot was freed
+    # and through the engine: a cancel mid-stream answers empty, marked cancelled, and the next request works
+    asked = []
+    decode = engine._decode
+
+    def cancelling(ids, max_new_tokens, stop, cache):
+        def rule(new, text=None):
+            asked.append(len(new))
+            if len(new) >= 3:
+                stop.cancel.set()
+            return stop(new, text)
+        rule.cancel = stop.cancel
+        return decode(ids, max_new_tokens, rule, cache)
+
+    engine._decode = cancelling
+    stopped = engine.complete(CONTEXTS[0], Limits(max_new_tokens=200, max_prompt_tokens=256, multiline=True),
+                              cancel=threading.Event(), document="d")
+    assert stopped.cancelled and stopped.text == "" and max(asked) <= 4
+    del engine._decode
+    assert engine.complete(CONTEXTS[0], LIMITS, document="d").text and engine.health == OK
+
+
+def test_a_request_cancelled_before_it_starts_sends_nothing(server):
+    engine = remote(server.url)
+    before = server.metrics()["llamacpp:prompt_tokens_total"]
+    cancel = threading.Event()
+    cancel.set()
+    assert engine.complete(CONTEXTS[0], LIMITS, cancel=cancel).cancelled
+    assert server.metrics()["llamacpp:prompt_tokens_total"] == before
+
+
+@pytest.fixture(scope="module")
+def lora_server(tmp_path_factory):
+    """llama-server with a random LoRA on the tiny GGUF, loaded at start (`--lora adapter.gguf`)."""
+    from test_gguf_adapter import make_lora
+
+    from ghostframe.server.inference.gguf_adapter import export_gguf_lora
+
+    folder = tmp_path_factory.mktemp("lora") / "team-adapter"
+    make_lora(TINY_QWEN2_GGUF_HF, folder, sigma=0.5)
+    running = LlamaServer.start(TINY_QWEN2_GGUF, lora=(export_gguf_lora(folder),))
+    yield running
+    running.stop()
+
+
+def test_a_named_adapter_changes_the_answer_per_request(lora_server, local):
+    base = remote(lora_server.url)
+    named = remote(lora_server.url, adapter="team-adapter")  # the adapter's folder name, as the server lists it
+    unknown = remote(lora_server.url, adapter="no-such-adapter")
+    for ctx in CONTEXTS:
+        want = local.complete(ctx, LIMITS).text
+        assert base.complete(ctx, LIMITS).text == want  # not named: every server-side adapter at scale 0
+        assert unknown.complete(ctx, LIMITS).text == want
+    assert [named.complete(ctx, LIMITS).text for ctx in CONTEXTS] != [local.complete(c, LIMITS).text for c in CONTEXTS]
+    assert named._lora == [{"id": 0, "scale": 1.0}] and base._lora == [{"id": 0, "scale": 0.0}]
+    assert not named.adapter_note
+    assert "no-such-adapter" in unknown.describe_health() and "adapter.gguf" in unknown.describe_health()
+
+
+def test_an_openai_request_names_the_adapter_as_its_model(server):
+    engine = remote(server.url, "openai", adapter="team-adapter", model="base")
+    path, body = engine._body([1, 2], 4, None, 1, True)
+    assert path == "/v1/completions" and body["model"] == "team-adapter"
+    assert remote(server.url, "openai", model="base")._body([1], 4, None, 1, True)[1]["model"] == "base"
+
+
+def test_a_server_that_is_down_answers_empty_and_the_next_request_after_it_is_back_works(local):
+    running = LlamaServer.start(TINY_QWEN2_GGUF)
+    try:
+        engine = remote(running.url, options=SpeedOptions(warm=False, prefetch=False))
+        ctx = CONTEXTS[0]
+        assert engine.complete(ctx, LIMITS, document="d").text == local.complete(ctx, LIMITS).text
+        running.stop()
+        started = time.perf_counter()
+        down = engine.complete(CONTEXTS[2], LIMITS, document="d")
+        assert down.text == "" and engine.health == UNREACHABLE and time.perf_counter() - started < 3
+        assert "unreachable" in engine.describe_health()
+        again = engine.complete(CONTEXTS[2], LIMITS, document="d")  # not answered "" from memory
+        assert again.text == "" and not again.typed_through
+        running.restart()
+        back = engine.complete(CONTEXTS[2], LIMITS, document="d")
+        assert back.text == local.complete(CONTEXTS[2], LIMITS).text and engine.health == OK
+    finally:
+        running.stop()
+
+
+@contextmanager
+def fake_server(answer: bytes | None):
+    """A socket that answers every request with `answer` (None: accepts and never answers). Only for
+    what a real llama-server cannot be made to do: stall, fail or send garbage. Yields (url, requests)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    requests: list[bytes] = []
+    held = []
+
+    def serve():
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            held.append(connection)
+            data = connection.recv(65536)
+            requests.append(data)
+            if answer is not None:
+                connection.sendall(answer)
+                connection.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", requests
+    finally:
+        listener.close()
+        for connection in held:
+            connection.close()
+
+
+def http_answer(status: str, body: bytes, content_type: str = "application/json") -> bytes:
+    return (f"HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+            f"Connection: close\r\n\r\n").encode() + body
+
+
+@pytest.mark.parametrize("answer, state", [
+    (http_answer("500 Internal Server Error", b'{"error": "boom"}'), BAD_ANSWER),
+    (http_answer("200 OK", b"<html>a proxy's page</html>", "text/html"), BAD_ANSWER),
+    (http_answer("200 OK", b"data: {not json\n\n", "text/event-stream"), BAD_ANSWER),
+    (http_answer("200 OK", b'data: {"unexpected": 1}\n\n', "text/event-stream"), BAD_ANSWER),
+    (http_answer("503 Service Unavailable", b'{"error": {"code": 503, "message": "no slot"}}'), AT_CAPACITY),
+    (http_answer("401 Unauthorized", b'{"error": "Invalid API Key"}'), UNAUTHORIZED),
+])
+def test_garbage_failures_and_a_full_server_answer_empty_at_once(answer, state):
+    with fake_server(answer) as (url, requests):
+        engine = remote(url)
+        started = time.perf_counter()
+        got = engine.complete(CONTEXTS[0], LIMITS)
+        assert got.text == "" and engine.health == state and time.perf_counter() - started < 2
+        completions = [r for r in requests if r.startswith(b"POST /completion")]
+        assert len(completions) == 1  # no retry: a server that answered is not asked again for this keystroke
+
+
+def test_a_slow_server_times_out_and_never_hangs():
+    with fake_server(None) as (url, _):
+        engine = remote(url)
+        engine.client.endpoint = engine.endpoint = Endpoint(url, read_timeout=0.5)
+        engine.client = RemoteClient(engine.endpoint)
+        started = time.perf_counter()
+        assert engine.complete(CONTEXTS[0], LIMITS).text == ""
+        assert engine.health == TIMED_OUT and time.perf_counter() - started < 2
+
+
+def test_a_refused_connection_is_retried_with_back_off_then_unreachable():
+    port = free_port()  # nothing listens there
+    client = RemoteClient(Endpoint(f"http://127.0.0.1:{port}", retries=2))
+    started = time.perf_counter()
+    with pytest.raises(Exception) as raised:
+        client.post_json("/completion", {})
+    assert raised.value.state == UNREACHABLE and 0.25 <= time.perf_counter() - started < 2  # 0.1 + 0.2 s between
+
+
+def test_the_api_key_is_sent_and_a_wrong_one_is_unauthorized(monkeypatch, local):
+    running = LlamaServer.start(TINY_QWEN2_GGUF, api_key="team-secret-1234")
+    try:
+        monkeypatch.setenv(API_KEY_VARIABLE, "wrong-key-5678")
+        refused = remote(running.url)
+        assert refused.complete(CONTEXTS[0], LIMITS).text == "" and refused.health == UNAUTHORIZED
+        assert "wrong-key" not in refused.describe_health()
+        monkeypatch.setenv(API_KEY_VARIABLE, "team-secret-1234")
+        served = remote(running.url)
+        assert served.complete(CONTEXTS[0], LIMITS).text == local.complete(CONTEXTS[0], LIMITS).text
+        assert "team-secret" not in repr(served.endpoint)
+    finally:
+        running.stop()
+
+
+@pytest.mark.parametrize("url, allowed, ok", [
+    ("http://127.0.0.1:8012", False, True),
+    ("http://localhost:8012", False, True),
+    ("http://[::1]:8012", False, True),
+    ("https://gpu-box.example:8012", False, True),
+    ("http://gpu-box.example:8012", False, False),
+    ("http://gpu-box.example:8012", True, True),
+    ("ftp://gpu-box.example", True, False),
+    ("http://user:key@127.0.0.1:8012", False, False),
+    ("not a url", False, False),
+])
+def test_http_to_another_machine_is_refused_unless_allowed(url, allowed, ok):
+    if ok:
+        Endpoint.from_settings(url, allow_insecure_http=allowed)
+        return
+    with pytest.raises(EndpointError):
+        Endpoint.from_settings(url, allow_insecure_http=allowed)
+    with pytest.raises(ModelLoadError):
+        load_model(str(TINY_QWEN2_GGUF), engine="remote", endpoint=Endpoint(url, allow_insecure_http=allowed))
+
+
+def test_without_an_endpoint_the_remote_engine_says_what_to_set():
+    with pytest.raises(ModelLoadError, match="ghostframe.endpoint"):
+        load_model(str(TINY_QWEN2_GGUF), engine="remote", endpoint=None)
+
+
+def test_a_missing_ca_file_and_an_unknown_api_are_refused(tmp_path):
+    with pytest.raises(EndpointError, match="CA file"):
+        Endpoint.from_settings("https://gpu-box.example", ca_file=str(tmp_path / "none.pem"))
+    with pytest.raises(EndpointError, match="llama-server, openai"):
+        Endpoint.from_settings("https://gpu-box.example", "grpc")
+
+
+def test_events_of_both_formats_are_read():
+    from ghostframe.server.inference.remote_engine import parse_event
+
+    native = {"content": "ab", "tokens": [5, 6], "completion_probabilities": [{"id": 5, "logprob": -1.0},
+                                                                            {"id": 6, "logprob": -2.0}]}
+    assert parse_event(native) == ([5, 6], "ab", [-1.0, -2.0], {})
+    vllm = {"choices": [{"text": "x", "logprobs": {"tokens": ["token_id:7"], "token_logprobs": [-0.5]}}]}
+    assert parse_event(vllm) == ([7], "x", [-0.5], {})
+    plain = {"choices": [{"text": "y", "logprobs": None}]}
+    assert parse_event(plain) == (None, "y", [], {})
+    assert json.dumps(parse_event({"content": "", "stop": True, "timings": {"cache_n": 3}})[3]) == '{"cache_n": 3}'
