@@ -131,7 +131,7 @@ class RemoteClient:
         watcher.start()
         finished = events = 0
         try:
-            while True:
+            while not cancel.is_set():  # events already received are not handed out after a cancel
                 try:
                     line = response.readline()
                 except (TimeoutError, socket.timeout):
