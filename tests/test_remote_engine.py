@@ -316,3 +316,40 @@ def test_events_of_both_formats_are_read():
     plain = {"choices": [{"text": "y", "logprobs": None}]}
     assert parse_event(plain) == (None, "y", [], {})
     assert json.dumps(parse_event({"content": "", "stop": True, "timings": {"cache_n": 3}})[3]) == '{"cache_n": 3}'
+
+
+# --------------------------------------------------------------------------- the real ghostframe server
+
+
+def test_the_language_server_serves_from_the_endpoint_and_never_logs_the_key(raw_server, monkeypatch):
+    """`ghostframe-server --engine remote --endpoint URL` answers textDocument/inlineCompletion from the team
+    server, shows its state in ghostframe.status, and its debug log never holds the API key."""
+    key = "team-secret-9f8e7d"
+    running = LlamaServer.start(TINY_QWEN2_GGUF, api_key=key)
+    try:
+        for sent, state in (("wrong-secret-1a2b3c", UNAUTHORIZED), (key, OK)):
+            monkeypatch.setenv(API_KEY_VARIABLE, sent)
+            before = running.metrics()["llamacpp:prompt_tokens_total"]
+            server = raw_server("--engine", "remote", "--endpoint", running.url, "--log-level", "DEBUG",
+                                model=TINY_QWEN2_GGUF)
+            server.initialize(capabilities={"textDocument": {"inlineCompletion": {}}})
+            assert server.wait_ready()["state"] == "ready"
+            uri = "file:///work/team.py"
+            server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+                "uri": uri, "languageId": "python", "version": 1, "text": CONTEXTS[0].before + CONTEXTS[0].after}}})
+            answer = server.request(2, "textDocument/inlineCompletion", {
+                "textDocument": {"uri": uri}, "position": {"line": 2, "character": 3}, "context": {"triggerKind": 2}})
+            status = server.request(3, "workspace/executeCommand", {"command": "ghostframe.status"})["result"]
+            assert status["engine"] == "remote" and status["remote"].startswith(state), status
+            if state == OK:
+                assert answer["result"] and answer["result"][0]["insertText"]
+                assert running.metrics()["llamacpp:prompt_tokens_total"] > before  # the prompt reached the server
+            else:
+                assert answer["result"] == []
+            server.request(4, "shutdown")
+            server.send({"jsonrpc": "2.0", "method": "exit"})
+            code, stderr = server.finish()
+            assert code == 0 and "remote" in stderr and sent not in stderr and key not in stderr
+            assert sent not in json.dumps(server.messages)  # nor anything the editor is sent
+    finally:
+        running.stop()
