@@ -5,7 +5,7 @@
 import * as vscode from 'vscode';
 import { onActiveInterpreterChanged } from './python';
 import { openSampleNotebook } from './sample';
-import { config, expand, ServerManager } from './server';
+import { API_KEY_SECRET, config, expand, ServerManager } from './server';
 import { showStatusMenu, StatusBar } from './statusBar';
 import { trainOnWorkspace } from './train';
 
@@ -32,6 +32,18 @@ export async function activate(context: vscode.ExtensionContext): Promise<void> 
       trainOnWorkspace({ context, log, python: () => m.serverPython(), expand }),
     ),
     vscode.commands.registerCommand('ghostframe.openSampleNotebook', () => openSampleNotebook()),
+    vscode.commands.registerCommand('ghostframe.setApiKey', async () => {
+      const key = await vscode.window.showInputBox({
+        title: 'ghostframe: API key of the team server (ghostframe.endpoint)',
+        prompt: 'Kept in VS Code\'s secret storage and sent only to the endpoint. Empty: remove it.',
+        password: true,
+        ignoreFocusOut: true,
+      });
+      if (key === undefined) return;
+      if (key) await context.secrets.store(API_KEY_SECRET, key);
+      else await context.secrets.delete(API_KEY_SECRET);
+      await m.restart(); // the server reads it from GHOSTFRAME_API_KEY when it starts
+    }),
     vscode.commands.registerCommand('ghostframe.statusMenu', () => showStatusMenu(config().get<boolean>('enable', true), status.state)),
   );
 

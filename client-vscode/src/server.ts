@@ -39,6 +39,8 @@ export const DOCUMENT_SELECTOR = [
   { language: 'python', scheme: 'vscode-notebook-cell' },
 ];
 
+/** Where "ghostframe: Set API key" keeps the team server's key (VS Code's SecretStorage). */
+export const API_KEY_SECRET = 'ghostframe.apiKey';
 const MAX_RESTARTS = 3;
 const RESTART_WINDOW_MS = 3 * 60 * 1000;
 
@@ -110,7 +112,9 @@ export class ServerManager implements vscode.Disposable {
     }
     this.server = found.candidate;
     this.log.info(`Server: ${found.candidate.path} (from ${found.candidate.source}), ghostframe-lsp ${found.version}`);
-    const client = this.createClient(found.candidate.path);
+    const apiKey = await this.context.secrets.get(API_KEY_SECRET);
+    if (generation !== this.generation) return;
+    const client = this.createClient(found.candidate.path, apiKey);
     this.client = client;
     try {
       await client.start();
@@ -178,7 +182,7 @@ export class ServerManager implements vscode.Disposable {
     });
   }
 
-  private createClient(python: string): LanguageClient {
+  private createClient(python: string, apiKey: string | undefined): LanguageClient {
     const { command, args } = serverCommand(python);
     const serverOptions: ServerOptions = {
       command,
@@ -189,6 +193,8 @@ export class ServerManager implements vscode.Disposable {
           ...process.env,
           PYTHONUNBUFFERED: '1',
           GHOSTFRAME_LOG_LEVEL: process.env.GHOSTFRAME_LOG_LEVEL ?? settings.serverLogLevel(this.log.logLevel),
+          // the server sends it to ghostframe.endpoint only, and never logs it
+          ...(apiKey ? { GHOSTFRAME_API_KEY: apiKey } : {}),
         },
       },
     };

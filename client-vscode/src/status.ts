@@ -29,6 +29,8 @@ export interface ServerStatus {
   lastLatencyMs?: number | null;
   /** Prompt tokens the last completion computed (the rest came from its cache). */
   lastPrefillTokens?: number | null;
+  /** Engine remote: the team server's state ("remote: ok", "remote: unreachable", ...); the prompt goes there. */
+  remote?: string | null;
 }
 
 /** Client-side states the server cannot report itself. */
@@ -108,6 +110,9 @@ function readyView(s: ServerStatus): StatusView {
   }
   if (refused) parts.push('base model');
   else if (s.adapter) parts.push(shortName(s.adapter));
+  // A team server that failed the last request (down, full, refusing the key) makes the item a warning.
+  const remoteTrouble = s.remote && !/^remote: (ok|prompts go to)/.test(s.remote) ? s.remote : undefined;
+  if (remoteTrouble) parts.push(remoteTrouble.split(';')[0]);
   const summary = parts.join(' · ');
 
   const lines = [refused ? `ghostframe ready without your adapter: ${summary}` : `ghostframe ready: ${summary}`];
@@ -118,10 +123,15 @@ function readyView(s: ServerStatus): StatusView {
   if (s.cpu) lines.push(`CPU: ${s.cpu}`);
   if (s.precision) lines.push(`Precision: ${s.precision}${s.precisionChoice ? ` (${s.precisionChoice})` : ''}`);
   if (!refused) lines.push(`Adapter: ${s.adapter ? s.adapter : 'none'}`);
+  if (s.remote) {
+    lines.push(`Team server: ${s.remote}`);
+    lines.push('Your prompt (the code around the cursor and context from the workspace) is sent to ghostframe.endpoint.');
+  }
   if (typeof s.lastLatencyMs === 'number') {
     const prefill = typeof s.lastPrefillTokens === 'number' ? `, ${s.lastPrefillTokens} prompt tokens computed` : '';
     lines.push(`Last completion: ${Math.round(s.lastLatencyMs)} ms${prefill}`);
   }
   lines.push('Click for options');
-  return { text: `${refused ? '$(warning)' : '$(sparkle)'} ${summary}`, tooltip: lines.join('\n'), error: false, warning: Boolean(refused) };
+  const warning = Boolean(refused || remoteTrouble);
+  return { text: `${warning ? '$(warning)' : '$(sparkle)'} ${summary}`, tooltip: lines.join('\n'), error: false, warning };
 }

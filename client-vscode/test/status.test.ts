@@ -137,3 +137,15 @@ test('debounce gives up at once on cancellation', async () => {
   t2.cancel();
   assert.equal(await waitUnlessCancelled(10, t2), false);
 });
+
+test('a team server that failed the last request makes the item a warning; the tooltip says the prompt leaves', () => {
+  const ok = statusView({ kind: 'server', status: { state: 'ready', model: 'qwen', device: 'remote gpu-box', engine: 'remote', remote: 'remote: ok' } });
+  assert.equal(ok.warning, false);
+  assert.match(ok.tooltip, /Team server: remote: ok/);
+  assert.match(ok.tooltip, /sent to ghostframe\.endpoint/);
+  const down = statusView({ kind: 'server', status: { state: 'ready', model: 'qwen', device: 'remote gpu-box', engine: 'remote', remote: 'remote: unreachable; gpu-box: ConnectionRefusedError' } });
+  assert.equal(down.warning, true);
+  assert.match(down.text, /^\$\(warning\) .*remote: unreachable$/);
+  const local = statusView({ kind: 'server', status: { state: 'ready', model: 'qwen', device: 'cpu', engine: 'llama.cpp' } });
+  assert.doesNotMatch(local.tooltip, /Team server/);
+});
