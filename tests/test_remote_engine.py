@@ -353,3 +353,12 @@ def test_the_language_server_serves_from_the_endpoint_and_never_logs_the_key(raw
             assert sent not in json.dumps(server.messages)  # nor anything the editor is sent
     finally:
         running.stop()
+
+
+def test_ghostframe_train_says_how_to_serve_its_adapter_on_llama_server_and_vllm(tmp_path):
+    from ghostframe.trainer.cli import serving_hint
+
+    hint = serving_hint(tmp_path / "pandas-lora", str(TINY_QWEN2_GGUF))
+    assert f"llama-server -m {TINY_QWEN2_GGUF} --lora {tmp_path / 'pandas-lora' / 'adapter.gguf'}" in hint
+    assert f"--enable-lora --lora-modules pandas-lora={tmp_path / 'pandas-lora'}" in hint
+    assert "ghostframe.adapter 'pandas-lora'" in hint and "ghostframe.endpointApi openai" in hint

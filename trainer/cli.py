@@ -151,6 +151,24 @@ def end_with_gate(cfg: TrainConfig, report, run_started: float | None = None) ->
                "only with --force-adapter")
 
 
+def serving_hint(output: Path, model: str | None) -> str:
+    """How to serve the adapter in `output` from a team server, for `ghostframe.engine` remote: llama-server
+    takes its GGUF LoRA (adapter.gguf) at start, vLLM its safetensors folder by name."""
+    from ghostframe.server.inference.default_model import gguf_of
+    from ghostframe.server.inference.gguf_adapter import GGUF_LORA_NAME
+
+    name = output.name
+    found = gguf_of(model or "")
+    base = str(found[0]) if found else "BASE_MODEL.gguf"
+    return "\n".join([
+        "to serve this adapter from a team server (ghostframe.engine remote):",
+        f"  llama-server -m {base} --lora {output / GGUF_LORA_NAME} --parallel 4 --host 0.0.0.0 --port 8012",
+        f"    then ghostframe.endpoint https://HOST:8012 and ghostframe.adapter {name!r} (the llama-server's "
+        f"adapter, matched by its folder's name; --export-gguf {output} writes {GGUF_LORA_NAME} again)",
+        f"  vllm serve BASE_MODEL_HF_ID --enable-lora --lora-modules {name}={output} --port 8000",
+        f"    then ghostframe.endpoint https://HOST:8000, ghostframe.endpointApi openai, ghostframe.adapter {name!r}"])
+
+
 def process_started() -> float:
     """When this process started, as a perf_counter reading: a --budget counts Python's start
     and the imports too (psutil comes with accelerate)."""
@@ -213,6 +231,9 @@ def main(argv: list[str] | None = None) -> int:
         if final and cfg.gate:  # the main process only (the others return no metrics)
             end_with_gate(cfg, lambda message: print(f"ghostframe-train: {message}", file=sys.stderr, flush=True),
                           started)
+        if final:
+            print(f"ghostframe-train: {serving_hint(Path(cfg.output).expanduser().resolve(), cfg.model)}",
+                  file=sys.stderr)
     except (CorpusError, CheckpointError, ModelLoadError, EvaluationError) as exc:
         print(f"ghostframe-train: error: {exc}", file=sys.stderr)
         return 1
