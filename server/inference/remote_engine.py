@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from pathlib import Path
 
 from ghostframe.server.inference.engine import (Completion, CompletionEngine, Generated, Limits, SpeedOptions,
@@ -78,6 +79,7 @@ class RemoteEngine(CompletionEngine):
         self._lora: list[dict] | None = None  # llama-server's `lora` field for the adapter (None: not looked up)
         self._model: str | None = None        # the `model` of an OpenAI request (None: not decided)
         self._failed = False
+        self.failures: Counter[str] = Counter()  # failed requests by state, since the engine started
 
     @property
     def warms(self) -> bool:
@@ -100,6 +102,7 @@ class RemoteEngine(CompletionEngine):
 
     def _failure(self, error: RemoteError) -> None:
         self._failed = True
+        self.failures[error.state] += 1
         if (error.state, error.detail) != (self.health, self.problem):
             log.warning("%s (%s)", error.state, error.detail)  # the detail names no key and no prompt
         self.health, self.problem = error.state, error.detail

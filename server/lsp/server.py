@@ -62,6 +62,7 @@ class Status:
     # engine remote: the team server's state ("remote: ok", "remote: unreachable", "remote: at capacity", ...)
     # and that the prompt leaves this machine for it
     remote: str | None = None
+    remoteFailures: dict | None = None  # failed requests to the team server by state, since it was loaded
 
 
 class GhostframeServer(LanguageServer):
@@ -226,7 +227,8 @@ class GhostframeServer(LanguageServer):
         self._load_serial += 1
         request = self.loading = self._model_request(self.settings)
         self.scheduler.close_engine()
-        self.announce(ready=False, error=None, adapterRefused=None, remote=None, model=request.model or "auto",
+        self.announce(ready=False, error=None, adapterRefused=None, remote=None, remoteFailures=None,
+                      model=request.model or "auto",
                       adapter=request.adapter or None,
                       device=request.device, precision="", engine="", engineReason="", modelChoice="",
                       message="loading model")
@@ -335,9 +337,13 @@ class GhostframeServer(LanguageServer):
 
     def _remote_health(self) -> None:
         """Announce the remote engine's state when it changed (the status bar shows it)."""
-        describe = getattr(self.scheduler.engine, "describe_health", None)
-        if describe is not None and (health := describe()) != self.status.remote:
-            self.announce(remote=health)
+        engine = self.scheduler.engine
+        describe = getattr(engine, "describe_health", None)
+        if describe is None:
+            return
+        failures = dict(engine.failures)
+        if (health := describe()) != self.status.remote or failures != self.status.remoteFailures:
+            self.announce(remote=health, remoteFailures=failures)
 
     def forget(self, uri: str) -> None:
         """A closed document: stop its generation and free what the engine keeps for it."""

@@ -103,6 +103,11 @@ def parse_args(argv=None) -> argparse.Namespace:
 
     add_replay_arguments(rep)
     add_model_arguments(rep)
+    lod = bsub.add_parser("load", help="N people typing at once, each through a ghostframe server of their own with "
+                          "--engine remote, against one llama-server (--parallel N)")
+    from ghostframe.server.tools.load_bench import add_arguments as add_load_arguments
+
+    add_load_arguments(lod)
     dec = bsub.add_parser("decode", help="prefill and decode speed of one model on each engine and on llama-server")
     from ghostframe.server.tools.decode_bench import add_arguments as add_decode_arguments
 
@@ -129,7 +134,8 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 # Each bench's module and function, imported only when that bench runs (most load torch or llama.cpp).
 BENCHES = {"latency": ("bench", "latency"), "typing": ("typing_bench", "typing"), "replay": ("replay_bench", "replay"),
-           "decode": ("decode_bench", "decode"), "soak": ("soak", "soak"), "retrieval": ("retrieval_bench", "retrieval")}
+           "decode": ("decode_bench", "decode"), "soak": ("soak", "soak"), "retrieval": ("retrieval_bench", "retrieval"),
+           "load": ("load_bench", "load")}
 
 
 def main(argv=None) -> None:
