@@ -362,3 +362,23 @@ def test_ghostframe_train_says_how_to_serve_its_adapter_on_llama_server_and_vllm
     assert f"llama-server -m {TINY_QWEN2_GGUF} --lora {tmp_path / 'pandas-lora' / 'adapter.gguf'}" in hint
     assert f"--enable-lora --lora-modules pandas-lora={tmp_path / 'pandas-lora'}" in hint
     assert "ghostframe.adapter 'pandas-lora'" in hint and "ghostframe.endpointApi openai" in hint
+
+
+def test_ollama_gets_the_prompt_as_raw_text_and_its_json_lines_are_read(server):
+    """Ollama cannot run here: its request is checked as built, and its JSON-lines answer on the test's socket."""
+    from ghostframe.server.inference.remote_engine import parse_event
+
+    engine = remote(server.url, "ollama", model="qwen2.5-coder:1.5b-base")
+    ids = engine.prompt_ids(CONTEXTS[1], 256)
+    path, body = engine._body(ids, 8, None, 1, True)
+    assert path == "/api/generate" and body["raw"] and body["model"] == "qwen2.5-coder:1.5b-base"
+    assert body["prompt"].startswith("<|fim_prefix|>") and "<|fim_suffix|>" in body["prompt"]
+    assert engine.loaded.tokenizer.encode(body["prompt"], add_special_tokens=False) == ids
+    assert parse_event({"response": "df", "done": False}) == (None, "df", [], {})
+    lines = b'{"response": "head", "done": false}\n{"response": "()", "done": false}\n{"response": "", "done": true}\n'
+    answer = (b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nContent-Length: " + str(len(lines)).encode()
+              + b"\r\nConnection: close\r\n\r\n" + lines)
+    with fake_server(answer) as (url, requests):
+        ollama = remote(url, "ollama", model="m")
+        got = ollama.complete(CompletionContext("df.", ""), LIMITS)
+        assert got.text == "head()" and ollama.health == OK and json.loads(requests[0].split(b"\r\n\r\n", 1)[1])["raw"]

@@ -45,10 +45,11 @@ class ModelOptions:
         "help": "with --engine remote: the team server's URL (llama-server or an OpenAI-compatible server); "
                 "the prompt (the code around the cursor and workspace context) is sent there"})
     endpoint_api: str = field(default="llama-server", metadata={
-        "help": "what the endpoint speaks: llama-server's /completion or openai's /v1/completions (vLLM, "
-                "SGLang, llama-server)", "choices": ENDPOINT_APIS})
+        "help": "what the endpoint speaks: llama-server's /completion, openai's /v1/completions (vLLM, "
+                "SGLang, llama-server) or ollama's /api/generate", "choices": ENDPOINT_APIS})
     endpoint_model: str = field(default="", metadata={
-        "help": "the model an OpenAI-compatible endpoint is asked for (default: the first it lists)"})
+        "help": "the model an OpenAI-compatible or Ollama endpoint is asked for (openai's default: the first "
+                "it lists)"})
     ca_file: str = field(default="", metadata={"help": "a CA bundle to verify the https endpoint with"})
     allow_insecure_http: bool = field(default=False, metadata={
         "help": "allow plain http to an endpoint on another machine (the prompt and API key travel unencrypted)"})

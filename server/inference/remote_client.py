@@ -27,7 +27,7 @@ from urllib.parse import urlsplit
 log = logging.getLogger("ghostframe.remote")
 
 API_KEY_VARIABLE = "GHOSTFRAME_API_KEY"  # the extension passes VS Code's secret storage through it
-ENDPOINT_APIS = ("llama-server", "openai")
+ENDPOINT_APIS = ("llama-server", "openai", "ollama")
 LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1"}
 
 OK = "remote: ok"
@@ -57,8 +57,8 @@ class Endpoint:
     """Where a team server listens and how to talk to it."""
 
     url: str
-    api: str = "llama-server"          # llama-server: /completion; openai: /v1/completions
-    model: str = ""                    # the `model` an OpenAI-compatible server is asked for
+    api: str = "llama-server"          # llama-server: /completion; openai: /v1/completions; ollama: /api/generate
+    model: str = ""                    # the `model` an OpenAI-compatible server or Ollama is asked for
     ca_file: str = ""                  # verify https with this CA bundle (else the system's)
     allow_insecure_http: bool = False  # http to a host other than this machine
     api_key: str = field(default="", repr=False, compare=False)
@@ -152,9 +152,12 @@ class RemoteClient:
                     continue  # keep-alive and comments
                 if text.startswith("error"):
                     raise RemoteError(_state_of_error(text), text[:200])
-                if not text.startswith("data:"):
+                if text.startswith("{"):
+                    data = text  # JSON lines (Ollama's /api/generate)
+                elif text.startswith("data:"):
+                    data = text[5:].strip()
+                else:
                     raise RemoteError(BAD_ANSWER, f"not a server-sent event: {text[:80]!r}")
-                data = text[5:].strip()
                 if data == "[DONE]":
                     finished = 1
                     return

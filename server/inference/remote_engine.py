@@ -5,8 +5,9 @@ prompt (built with the model's own tokenizer, read locally by remote_loading, FI
 workspace context included), the stop rules, typed-through answers, the look-ahead and the show
 filter's log-probabilities. Only the prompt's token ids go to the endpoint: llama-server's native
 `/completion` (`cache_prompt`, so its slot reuses the prefix across keystrokes; `n_probs` for the
-ids and log-probabilities; the `lora` field for the workspace's adapter) or an OpenAI-compatible
-`/v1/completions` (vLLM, SGLang, llama-server; the adapter's name as the `model`).
+ids and log-probabilities; the `lora` field for the workspace's adapter), an OpenAI-compatible
+`/v1/completions` (vLLM, SGLang, llama-server; the adapter's name as the `model`), or Ollama's
+`/api/generate` (a raw text prompt: Ollama takes no token ids; an adapter is a model made with ADAPTER).
 
 Tokens stream back; the shared stop rule ends a request by closing the stream, and so does a
 newer keystroke (the scheduler's cancel event). A server that is down, slow, at capacity, refuses
@@ -55,6 +56,8 @@ def parse_event(event: dict) -> tuple[list[int] | None, str, list[float], dict]:
         tokens = logprobs.get("tokens") or []
         ids = _token_ids(tokens) if tokens else None
         return ids, text, [p for p in logprobs.get("token_logprobs") or [] if p is not None], event.get("timings") or {}
+    if "response" in event:  # Ollama: text only
+        return None, event["response"] or "", [], {}
     if "content" not in event:
         raise RemoteError("remote: bad answer", f"an event without content: {str(event)[:80]}")
     entries = event.get("completion_probabilities") or []
@@ -119,6 +122,10 @@ class RemoteEngine(CompletionEngine):
             return "/completion", {"prompt": ids, "n_predict": max_tokens, "temperature": 0.0, "stream": stream,
                                    "cache_prompt": cache is not None, "n_probs": probs, "return_tokens": True,
                                    "lora": self._adapter_lora()}
+        if self.endpoint.api == "ollama":  # a text prompt, used as it is (raw): FIM tokens written out
+            return "/api/generate", {"model": self._request_model(), "stream": stream, "raw": True,
+                                     "prompt": self.loaded.tokenizer.decode(ids, skip_special_tokens=False),
+                                     "options": {"temperature": 0.0, "top_k": 1, "num_predict": max_tokens}}
         body = {"prompt": ids, "max_tokens": max_tokens, "temperature": 0.0, "stream": stream, "logprobs": probs,
                 "return_tokens_as_token_ids": True}
         if model := self._request_model():
@@ -159,6 +166,8 @@ class RemoteEngine(CompletionEngine):
         return Generated(new, reused, text, logprobs[:len(new)] if spelled else [])
 
     def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
+        if self.endpoint.api == "ollama":
+            return []  # no top tokens: the greedy answer stands
         try:
             path, body = self._body(ids, 1, cache, count, False)
             answer = self.client.post_json(path, body)
@@ -211,13 +220,13 @@ class RemoteEngine(CompletionEngine):
         return [{"id": e["id"], "scale": 1.0 if e["id"] == chosen else 0.0} for e in entries]
 
     def _request_model(self) -> str:
-        """An OpenAI request's `model`: the adapter's name (vLLM serves it per request), else the
-        endpoint's model, else the first the server lists."""
+        """An OpenAI or Ollama request's `model`: the adapter's name (vLLM serves it per request; Ollama
+        as a model made with ADAPTER), else the endpoint's model, else the first the server lists."""
         if self.loaded.adapter:
             return self.loaded.adapter
         if self._model is None:
             self._model = self.endpoint.model
-            if not self._model:
+            if not self._model and self.endpoint.api == "openai":
                 try:
                     listed = self.client.get_json("/v1/models")
                     self._model = str(listed["data"][0]["id"])

@@ -44,10 +44,12 @@ class Settings:
                             "cursor and context from the workspace) is sent there. The API key is set with "
                             "**ghostframe: Set API key** (or `GHOSTFRAME_API_KEY`). Empty: nothing leaves this "
                             "machine.", scope="machine")
-    endpoint_api: str = setting("llama-server", "What the endpoint speaks: `llama-server` (its `/completion`) or "
-                                "`openai` (`/v1/completions`: vLLM, SGLang, llama-server).", enum=ENDPOINT_APIS)
-    endpoint_model: str = setting("", "The model an `openai` endpoint is asked for (empty: the first it lists); "
-                                  "`ghostframe.adapter` names a server-side adapter instead when set.")
+    endpoint_api: str = setting("llama-server", "What the endpoint speaks: `llama-server` (its `/completion`), "
+                                "`openai` (`/v1/completions`: vLLM, SGLang, llama-server) or `ollama` "
+                                "(`/api/generate`).", enum=ENDPOINT_APIS)
+    endpoint_model: str = setting("", "The model an `openai` or `ollama` endpoint is asked for (empty with `openai`: "
+                                  "the first it lists); `ghostframe.adapter` names a server-side adapter instead "
+                                  "when set.")
     ca_file: str = setting("", "A CA bundle (PEM) to verify the https endpoint with. Empty: the system's.",
                            scope="machine")
     allow_insecure_http: bool = setting(False, "Allow plain `http` to an endpoint on another machine (your code "
