@@ -348,6 +348,22 @@ async def test_the_replay_takes_right_suggestions_that_come_in_time_and_sends_th
     assert tally.requests == len(tally.latencies) + tally.superseded
 
 
+async def test_each_suggestion_shown_is_logged_at_the_cursors_offset_with_its_fate():
+    """What `--record` writes (the show filter is tuned on it): every shown suggestion once, at the offset of
+    the cursor in the text the server had then, whether it was wrong, and the characters Tab took."""
+    texts = {"sales.py": SALES, "houses.py": MODEL}
+    side = FakeSide(texts, answer_after=0.0)
+    for name, text in texts.items():
+        tally = await replay_with(side, [plan_file(name, text, 2, 3, 0, TypingStyle())])
+        log = tally.shown_log
+        assert len(log) == tally.shown and sum(entry["wrong"] for entry in log) == tally.wrong
+        assert sum(entry["accepted_chars"] for entry in log) == tally.chars_accepted > 0
+        # the fake suggests the file's own text, and the text before the cursor is the file's as it was
+        original = "\n".join(row.rstrip() for row in text.split("\n"))
+        for entry in log:
+            assert original.startswith(entry["text"], entry["offset"]), entry
+
+
 async def test_the_replay_takes_nothing_from_a_system_that_never_answers_in_time():
     plans = [plan_file("sales.py", SALES, 2, 2, 1, TypingStyle()), plan_file("houses.py", MODEL, 2, 2, 1, TypingStyle())]
     tally = await replay_with(FakeSide({"sales.py": SALES, "houses.py": MODEL}, answer_after=None), plans, speedup=100)

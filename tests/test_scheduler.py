@@ -286,3 +286,28 @@ async def test_a_closed_engine_stops_warming_and_an_engine_that_does_not_warm_sc
     scheduler.serve(FakeEngine(warms=False))
     scheduler.warm(DOC, lambda: WarmTarget(engine, END, 64))
     assert scheduler.warmer.pending == 0
+
+
+async def test_the_answer_log_records_each_answer_with_what_the_show_filter_reads(scheduler, engine, monkeypatch,
+                                                                                   tmp_path):
+    """With GHOSTFRAME_ANSWER_LOG set, every answer (shown or hidden, not a superseded one) is appended with
+    the document, the cursor's offset and the features; without it nothing is written anywhere."""
+    import json
+
+    from ghostframe.server.inference import answer_log
+
+    engine.grant(LIMITS.max_new_tokens)
+    await scheduler.suggest(DOC, MIDDLE, LIMITS)  # not logged: the variable is not set
+    log = tmp_path / "answers.jsonl"
+    monkeypatch.setenv(answer_log.ENVIRONMENT, str(log))
+    older = asyncio.ensure_future(scheduler.suggest(DOC, MIDDLE, LIMITS))
+    await engine.made(1, 0)
+    newer = asyncio.ensure_future(scheduler.suggest(DOC, MIDDLE, LIMITS, show_filter=True))
+    engine.grant(1 + LIMITS.max_new_tokens)
+    assert (await older).completion.cancelled
+    await newer
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert len(entries) == 1 and list(tmp_path.iterdir()) == [log]
+    entry = entries[0]
+    assert entry["document"] == DOC and entry["offset"] == len(MIDDLE.before) and entry["line_suffix"] == ")"
+    assert entry["text"] == "suggestion 2" and entry["typed_through"] is False and entry["before"] == MIDDLE.before

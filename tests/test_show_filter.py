@@ -150,3 +150,34 @@ def test_the_check_counts_a_suggestion_right_only_when_the_line_begins_with_it_a
     assert tune(answers, 0.0).min_mean_logprob is None or tune(answers, 0.0).min_mean_logprob < -1.0
     with pytest.raises(ValueError):
         tune([said("df.tail()", SURE)], 0.0)
+
+
+def test_tuning_on_a_replay_hides_unsure_wrong_suggestions_and_keeps_the_accepted_characters(tmp_path):
+    """The replay's shown suggestions are joined with the server's answers by document, offset and text;
+    tuning then hides what the replay saw go wrong, as far as that keeps every accepted character."""
+    import json
+
+    from ghostframe.trainer.evaluation.show_filter_check import measure_replay, read_replay, tune_on_replay
+
+    before = "import pandas as pd\ndf = pd.read_csv('a.csv')\n"
+    answers = [  # (offset, text, logprobs, typed through, wrong, accepted characters)
+        (10, "df.head()", SURE, False, False, 9), (20, "df.tail()", UNSURE, False, True, 0),
+        (30, "df.plot()", UNSURE, False, True, 0), (40, "lot()", [], True, True, 0),
+        (50, "df.describe()", SURE, False, True, 0)]
+    (tmp_path / "answers.jsonl").write_text("".join(json.dumps(
+        {"document": "file:///f.py", "offset": offset, "text": text, "logprobs": logprobs, "typed_through": through,
+         "hidden": False, "before": before, "line_suffix": ""}) + "\n" for offset, text, logprobs, through, _, _ in answers))
+    (tmp_path / "shown.json").write_text(json.dumps({"lines": 2, "chars": 30, "shown": [
+        {"document": "file:///f.py", "offset": offset, "text": text, "wrong": wrong, "accepted_chars": chars}
+        for offset, text, _, _, wrong, chars in answers] + [  # one with no answer logged: left out, said so
+        {"document": "file:///g.py", "offset": 1, "text": "x", "wrong": True, "accepted_chars": 0}]}))
+    shown, lines, chars = read_replay(tmp_path / "shown.json", tmp_path / "answers.jsonl")
+    assert len(shown) == 5 and (lines, chars) == (2, 30)
+    off = measure_replay(shown, lines, chars, None)
+    assert off == {"lines": 2, "shown": 5, "wrong_shown_per_line": 2.0, "accepted": 1, "acceptance_pct": 20.0,
+                   "chars_saved_pct": 30.0}
+    tuned = tune_on_replay(shown, lines, chars, 0.0)
+    on = measure_replay(shown, lines, chars, tuned)
+    # the two unsure wrong ones go; the sure wrong one cannot go without the sure right one's probability,
+    # unless a text feature tells them apart; the typed-through one always shows
+    assert on["chars_saved_pct"] == 30.0 and on["wrong_shown_per_line"] <= 1.0 and on["shown"] <= 3

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Callable, TypeVar
 
+from ghostframe.server.inference import answer_log
 from ghostframe.server.inference.engine import Completion, CompletionEngine, Limits
 from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.show_filter import should_show
@@ -158,7 +159,7 @@ class Scheduler:
             # the user accepted and pressed Enter while the next line was being computed ahead: wait for it
             completion = await asyncio.wrap_future(ahead.job)
             if not completion.cancelled:
-                return self._judged(Answer(completion, from_look_ahead=True), ctx, show_filter)
+                return self._judged(document, Answer(completion, from_look_ahead=True), ctx, show_filter)
         # the user is here now: warming the document for another place would overwrite the cache this
         # request fills (a document keeps one prompt's cache)
         self.warmer.cancel(document, quiet=True)
@@ -172,21 +173,20 @@ class Scheduler:
         finally:
             self._finish(document, cancel)
             self.warmer.activity()
-        answer = self._judged(Answer(completion), ctx, show_filter)
+        answer = self._judged(document, Answer(completion), ctx, show_filter)
         if answer.completion.text and not completion.cancelled and not ctx.line_suffix.strip():
             self._look_ahead(document, ctx, completion.text, limits)
         return answer
 
     @staticmethod
-    def _judged(answer: Answer, ctx: CompletionContext, show_filter: bool) -> Answer:
+    def _judged(document: str, answer: Answer, ctx: CompletionContext, show_filter: bool) -> Answer:
         """`answer`, emptied when the show filter hides it. A typed-through answer is always shown: the
         user typed what it began with."""
         done = answer.completion
-        if not show_filter or done.cancelled or done.typed_through or not done.text:
-            return answer
-        if should_show(done.text, ctx, done.token_logprobs):
-            return answer
-        return replace(answer, completion=replace(done, text=""), hidden=True)
+        hide = (show_filter and not done.cancelled and not done.typed_through and bool(done.text)
+                and not should_show(done.text, ctx, done.token_logprobs))
+        answer_log.record(document, ctx, done, hide)
+        return replace(answer, completion=replace(done, text=""), hidden=True) if hide else answer
 
     def _look_ahead(self, document: str, ctx: CompletionContext, suggestion: str, limits: Limits) -> None:
         """Compute now, in the background, the suggestion the editor will ask for once the user accepts

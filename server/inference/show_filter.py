@@ -5,7 +5,8 @@ Escape); hiding it costs nothing when the next keystroke brings a better one. Je
 field result: a small filter of this kind raised acceptance and cut explicit cancels with
 the share of completed code held. The decision uses a few features one can explain:
 
-- the model's own confidence: the mean log-probability of the suggestion's tokens;
+- the model's own confidence: the mean log-probability of the suggestion's tokens, and the
+  log-probability of the whole suggestion (their sum: how likely all of it is right, which Tab needs);
 - a suggestion that only repeats the line above (the model looping on what it just saw);
 - a suggestion that only closes brackets or adds punctuation;
 - a very short suggestion at a line's end (a few characters save little and are often wrong).
@@ -33,6 +34,7 @@ class Thresholds:
     """Where the decision draws its lines (None: that feature is not used)."""
 
     min_mean_logprob: float | None = -1.0  # hide below this mean token log-probability
+    min_total_logprob: float | None = None  # hide below this log-probability of the whole suggestion
     hide_repeats: bool = True              # hide a suggestion that makes the line repeat the one above
     hide_closers_only: bool = True         # hide a suggestion that only closes brackets / adds punctuation
     min_chars_at_line_end: int = 0         # hide a suggestion with fewer non-blank characters at a line's end
@@ -70,6 +72,8 @@ def should_show(suggestion: str, ctx: CompletionContext, logprobs: Sequence[floa
         return False
     mean = mean_logprob(logprobs)
     if thresholds.min_mean_logprob is not None and mean is not None and mean < thresholds.min_mean_logprob:
+        return False
+    if thresholds.min_total_logprob is not None and logprobs and sum(logprobs) < thresholds.min_total_logprob:
         return False
     if thresholds.hide_repeats and repeats_line_above(suggestion, ctx):
         return False

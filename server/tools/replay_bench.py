@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from ghostframe.server.inference import answer_log
 from ghostframe.server.inference.keystroke_timing import Key, TypingStyle, plan_keys
 from ghostframe.server.tools.llama_peer import add_peer_arguments, start_peer
 from ghostframe.server.tools.replay_editor import BlockEditor, Tally
@@ -31,6 +33,7 @@ from ghostframe.server.tools.typing_bench import Document, GhostframeSide, Llama
 # client-vscode/src/cursorMoves.ts: a move is sent once the cursor has rested MOVE_DELAY_MS (a test compares them)
 CURSOR_REST_S = 0.150
 CONTEXT_ABOVE = 10  # lines above a block, so that no block starts at a file's top
+REPLAY_URI = "file:///bench/replay/"  # + the file's name: a path that exists nowhere
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ class GhostframeReplaySide(GhostframeSide):
 
     def open(self, name: str, text: str) -> None:
         # a path that exists nowhere: the server must not read the file's blocks from disk
-        self.uri = f"file:///bench/replay/{name}"
+        self.uri = f"{REPLAY_URI}{name}"
         self.client.open(self.uri, text)
 
     def close_document(self) -> None:
@@ -184,8 +187,11 @@ async def replay_file(side, plan: FilePlan, style: TypingStyle, clock: HumanCloc
     return tally
 
 
-async def replay_side(side, plans: list[FilePlan], style: TypingStyle, speedup: float) -> dict:
-    """Start `side`, replay every file through it, and return its report row."""
+async def replay_side(side, plans: list[FilePlan], style: TypingStyle, speedup: float,
+                      record: Path | None = None) -> dict:
+    """Start `side`, replay every file through it, and return its report row; with `record`, write each
+    suggestion shown (its document, offset, text, whether it was wrong, the characters Tab took) there,
+    with the lines and characters written."""
     await side.start()
     total = Tally()
     per_file = {}
@@ -193,7 +199,11 @@ async def replay_side(side, plans: list[FilePlan], style: TypingStyle, speedup: 
         print(f"replaying {len(plan.blocks)} places of {plan.name} through {side.name} ...", file=sys.stderr)
         tally = await replay_file(side, plan, style, HumanClock(speedup))
         per_file[plan.name] = tally.summary()["chars_saved_pct"]
+        for entry in tally.shown_log:
+            entry["document"] = f"{REPLAY_URI}{plan.name}"
         total.add(tally)
+    if record is not None:
+        record.write_text(json.dumps({"lines": total.lines, "chars": total.chars, "shown": total.shown_log}))
     status = await side.close()
     return {**total.summary(), "chars_saved_pct_per_file": per_file, "model": status.get("model"),
             "engine": status.get("engine"), "precision": status.get("precision"),
@@ -218,8 +228,12 @@ async def replay(args: argparse.Namespace) -> int:
     if args.show_filter is not None:  # else the server's default
         settings["showFilter"] = args.show_filter
     report["settings"] = settings
+    if args.answer_log:  # the server it starts appends every answer there (answer_log.py)
+        os.environ[answer_log.ENVIRONMENT] = str(Path(args.answer_log).resolve())
     ghostframe = GhostframeReplaySide(ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING"], settings)
-    report["sides"][ghostframe.name] = await replay_side(ghostframe, plans, style, args.speedup)
+    report["sides"][ghostframe.name] = await replay_side(ghostframe, plans, style, args.speedup,
+                                                         Path(args.record) if args.record else None)
+    os.environ.pop(answer_log.ENVIRONMENT, None)
     if args.peer != "none":
         peer = start_peer(args, report["sides"][ghostframe.name]["model"])
         try:
@@ -269,5 +283,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--show-filter", action=argparse.BooleanOptionalAction, default=None,
                         help="the server's ghostframe.showFilter (default: the server's default)")
+    parser.add_argument("--answer-log", help="the server appends every answer with the show filter's features to "
+                                             "this JSON-lines file (for show_filter_check --replay)")
+    parser.add_argument("--record", help="write each suggestion ghostframe showed, and its fate, to this JSON file")
     add_peer_arguments(parser)
     parser.add_argument("--json", help="also write the report as JSON to this path")

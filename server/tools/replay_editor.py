@@ -39,6 +39,7 @@ class Tally:
     latencies: list[float] = field(default_factory=list)  # seconds from a request to its answer
     seconds: float = 0.0       # the typist's time to write the blocks
     seconds_typing_all: float = 0.0  # the same keys' time without any suggestion
+    shown_log: list[dict] = field(default_factory=list)  # each suggestion shown: offset, text, wrong, accepted chars
 
     def add(self, other: Tally) -> Tally:
         for name, value in vars(other).items():
@@ -73,6 +74,7 @@ class Shown:
     text: str
     at: float
     typed: str = ""
+    record: dict = field(default_factory=dict)  # its entry in Tally.shown_log
 
     @property
     def visible(self) -> str:
@@ -123,6 +125,7 @@ class BlockEditor:
         self.latest = 0          # the newest request; answers to older ones are dropped
         self.line_start_request = 0
         self.left = False
+        self.offsets: dict[int, int] = {}  # request -> the cursor's offset in the document's text
         tally.chars += _content_chars("".join("\n" + line for line in self.lines))
         tally.lines += len(self.lines)
         tally.seconds_typing_all += sum(key.delay for key in self.keys)
@@ -162,9 +165,10 @@ class BlockEditor:
             self.column = len(self.lines[self.row])
             while not self.done and self.keys[self.next].row <= self.row:
                 self.next += 1
-            self.shown = None
             self.tally.accepted += 1
             self.tally.chars_accepted += _content_chars(taken)
+            self.shown.record["accepted_chars"] = _content_chars(taken)
+            self.shown = None
             self.tally.lines_accepted += taken.count("\n") + 1
         else:
             change = self.document.insert(line, column, key.text)
@@ -178,7 +182,9 @@ class BlockEditor:
         self.tally.requests += 1
         if taken is None and key.is_enter:
             self.line_start_request = self.latest
-        return Press(change, self.latest, *self.cursor, taken is not None)
+        line, column = self.cursor
+        self.offsets[self.latest] = sum(len(row) + 1 for row in self.document.lines[:line]) + column
+        return Press(change, self.latest, line, column, taken is not None)
 
     def answered(self, request: int, text: str | None, now: float, seconds: float) -> None:
         """The answer to `request` (None: it was cancelled, no answer) arrived at `now`, `seconds` after it was asked."""
@@ -191,9 +197,12 @@ class BlockEditor:
             self.tally.line_starts_empty += not text.strip()
         if self.shown is not None or not text.strip():
             return
-        self.shown = Shown(text, now)
+        wrong = acceptable(text, self.remaining()) is None
+        self.shown = Shown(text, now, record={"offset": self.offsets[request], "text": text, "wrong": wrong,
+                                              "accepted_chars": 0})
+        self.tally.shown_log.append(self.shown.record)
         self.tally.shown += 1
-        self.tally.wrong += acceptable(text, self.remaining()) is None
+        self.tally.wrong += wrong
 
     def leave(self) -> None:
         """The typist moves elsewhere: the suggestion disappears and answers still to come are dropped."""

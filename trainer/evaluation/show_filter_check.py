@@ -9,6 +9,12 @@ wrong ones shown per line, and the characters of the right ones shown.
     python -m ghostframe.trainer.evaluation.show_filter_check --model smollm2-135m \\
         --dev DEV_FOLDER --held-out HELD_OUT_FOLDER --cases 200 --records answers.jsonl [--tune]
 
+Or, closer to what a user sees, on the suggestions a replay at human speed showed (every position of a
+line, not only its start), with the filter off:
+
+    ghostframe bench replay DEV_FILES... --no-show-filter --record shown.json --answer-log answers.jsonl
+    python -m ghostframe.trainer.evaluation.show_filter_check --replay shown.json answers.jsonl --tune
+
 The answers (with their token log-probabilities) are appended to `--records` as they come: a case
 found there is not asked again, so a run resumes where it stopped, each corpus may be answered by
 a run of its own, and tuning again runs no model.
@@ -103,7 +109,9 @@ def measure(answers: list[Answer], thresholds: Thresholds | None) -> dict:
 
 def candidates() -> list[Thresholds]:
     means = [None, *(-x / 10 for x in range(1, 31))]
-    return [Thresholds(m, r, c, n) for m, r, c, n in itertools.product(means, (False, True), (False, True), range(0, 7))]
+    totals = [None, *(-x / 4 for x in range(1, 21))]
+    return [Thresholds(m, t, r, c, n) for m, t, r, c, n in
+            itertools.product(means, totals, (False, True), (False, True), (0, 2, 4, 6))]
 
 
 def tune(dev: list[Answer], tolerance: float) -> Thresholds:
@@ -116,6 +124,79 @@ def tune(dev: list[Answer], tolerance: float) -> Thresholds:
     scored = [(measure(dev, t), t) for t in candidates()]
     kept = [(m, t) for m, t in scored if m["right_chars"] >= floor]
     return min(kept, key=lambda mt: (mt[0]["wrong_shown_per_line"], -mt[0]["right_chars"]))[1]
+
+
+# --- tuning on what a replay showed --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ShownInReplay:
+    """A suggestion `ghostframe bench replay --record` showed, with the server's answer behind it
+    (`--answer-log`): its features, whether it was wrong, and the characters Tab took with it."""
+
+    text: str
+    logprobs: tuple[float, ...]
+    typed_through: bool
+    ctx: CompletionContext
+    wrong: bool
+    accepted_chars: int
+
+    def shown_by(self, thresholds: Thresholds | None) -> bool:
+        """A typed-through suggestion is always shown (the user typed its beginning), as in the scheduler."""
+        return thresholds is None or self.typed_through or should_show(self.text, self.ctx, self.logprobs, thresholds)
+
+
+def read_replay(record: Path, answers: Path) -> tuple[list[ShownInReplay], int, int]:
+    """(the shown suggestions joined with their answers, lines written, characters written). A shown
+    suggestion is matched to the answer for the same document, cursor offset and text."""
+    replay = json.loads(record.read_text())
+    by_place = {}
+    for line in answers.read_text().splitlines():
+        entry = json.loads(line)
+        by_place[(entry["document"], entry["offset"], entry["text"])] = entry
+    joined, missing = [], 0
+    for shown in replay["shown"]:
+        entry = by_place.get((shown["document"], shown["offset"], shown["text"]))
+        if entry is None:
+            missing += 1
+            continue
+        ctx = CompletionContext(entry["before"], entry["line_suffix"] + "\n")
+        joined.append(ShownInReplay(shown["text"], tuple(entry["logprobs"]), entry["typed_through"], ctx,
+                                    shown["wrong"], shown["accepted_chars"]))
+    if missing:
+        print(f"{missing} of {len(replay['shown'])} shown suggestions had no answer in {answers}", file=sys.stderr)
+    return joined, replay["lines"], replay["chars"]
+
+
+def measure_replay(shown: list[ShownInReplay], lines: int, chars: int, thresholds: Thresholds | None) -> dict:
+    """What the replay would have counted had the filter hidden what `thresholds` hide, each suggestion
+    judged alone: a hidden right one loses its characters (the next keystroke's answer, which might have
+    shown instead, is not known; `bench replay --show-filter` measures that)."""
+    kept = [s for s in shown if s.shown_by(thresholds)]
+    accepted = [s for s in kept if s.accepted_chars]
+    return {"lines": lines, "shown": len(kept), "wrong_shown_per_line": sum(s.wrong for s in kept) / max(1, lines),
+            "accepted": len(accepted), "acceptance_pct": 100 * len(accepted) / max(1, len(kept)),
+            "chars_saved_pct": 100 * sum(s.accepted_chars for s in accepted) / max(1, chars)}
+
+
+def tune_on_replay(shown: list[ShownInReplay], lines: int, chars: int, tolerance: float) -> Thresholds:
+    """The thresholds that show the fewest wrong suggestions per line while keeping at least (1 - tolerance)
+    of the characters accepted suggestions wrote; of equals, the one that keeps the most."""
+    floor = measure_replay(shown, lines, chars, None)["chars_saved_pct"] * (1 - tolerance)
+    if not floor:
+        raise ValueError("no suggestion of the replay was accepted: nothing to tune against")
+    scored = [(measure_replay(shown, lines, chars, t), t) for t in candidates()]
+    kept = [(m, t) for m, t in scored if m["chars_saved_pct"] >= floor]
+    return min(kept, key=lambda mt: (mt[0]["wrong_shown_per_line"], -mt[0]["chars_saved_pct"]))[1]
+
+
+def replay_table(shown: list[ShownInReplay], lines: int, chars: int, thresholds: Thresholds) -> str:
+    rows = ["| filter | shown | wrong shown / line | acceptance % | saved % |", "| --- | ---: | ---: | ---: | ---: |"]
+    for label, t in (("off", None), ("on", thresholds)):
+        m = measure_replay(shown, lines, chars, t)
+        rows.append(f"| {label} | {m['shown']} | {m['wrong_shown_per_line']:.2f} | {m['acceptance_pct']:.1f} | "
+                    f"{m['chars_saved_pct']:.1f} |")
+    return "\n".join(rows)
 
 
 def table(answers: list[Answer], thresholds: Thresholds) -> str:
@@ -136,7 +217,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dev", help="development code base (the thresholds are tuned on it)")
     p.add_argument("--held-out", help="held-out code base (checked only)")
     p.add_argument("--cases", type=int, default=200, help="lines per corpus")
-    p.add_argument("--records", required=True, help="JSON-lines answers, appended to by a run with --dev or --held-out")
+    p.add_argument("--records", help="JSON-lines answers, appended to by a run with --dev or --held-out")
+    p.add_argument("--replay", nargs=2, metavar=("RECORD", "ANSWER_LOG"),
+                   help="instead: tune on what `ghostframe bench replay --record RECORD --answer-log ANSWER_LOG` showed "
+                        "(run with the filter off)")
     p.add_argument("--tune", action="store_true", help="print the thresholds tuned on --dev's answers too")
     p.add_argument("--tolerance", type=float, default=0.0,
                    help="share of the right characters tuning may give up on the development files")
@@ -144,6 +228,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-prompt-tokens", type=int, default=1024)
     add_model_arguments(p, adapter="none")
     args = p.parse_args(argv)
+    if args.replay:
+        shown, lines, chars = read_replay(Path(args.replay[0]), Path(args.replay[1]))
+        thresholds = TUNED
+        if args.tune:
+            try:
+                thresholds = tune_on_replay(shown, lines, chars, args.tolerance)
+            except ValueError as why:
+                print(f"not tuned: {why}", file=sys.stderr)
+                return 1
+        print(f"{'tuned on the replay' if args.tune else 'show_filter.TUNED'}: {thresholds}")
+        print(replay_table(shown, lines, chars, thresholds))
+        return 0
+    if not args.records:
+        p.error("--records or --replay is required")
     records = Path(args.records)
     folders = {corpus: folder for corpus, folder in (("dev", args.dev), ("held-out", args.held_out)) if folder}
     if folders:
