@@ -382,3 +382,22 @@ def test_ollama_gets_the_prompt_as_raw_text_and_its_json_lines_are_read(server):
         ollama = remote(url, "ollama", model="m")
         got = ollama.complete(CompletionContext("df.", ""), LIMITS)
         assert got.text == "head()" and ollama.health == OK and json.loads(requests[0].split(b"\r\n\r\n", 1)[1])["raw"]
+
+
+def test_a_redirect_is_not_followed_so_nothing_but_the_endpoint_is_contacted(monkeypatch):
+    """A server that redirects elsewhere gets no second request there, and the key goes nowhere else."""
+    monkeypatch.setenv(API_KEY_VARIABLE, "team-secret-redirect")
+    with fake_server(http_answer("200 OK", b"never asked")) as (elsewhere, asked_elsewhere):
+        redirect = f"HTTP/1.1 307 Temporary Redirect\r\nLocation: {elsewhere}/completion\r\nContent-Length: 0\r\n\r\n"
+        with fake_server(redirect.encode()) as (url, requests):
+            engine = remote(url)
+            assert engine.complete(CONTEXTS[0], LIMITS).text == "" and engine.health == BAD_ANSWER
+            assert requests and all(b"Bearer team-secret-redirect" in r for r in requests)
+    assert asked_elsewhere == []
+
+
+def test_a_language_server_given_an_insecure_endpoint_says_why_and_serves_nothing(raw_server):
+    server = raw_server("--engine", "remote", "--endpoint", "http://gpu-box.example:8012", model=TINY_QWEN2_GGUF)
+    server.initialize()
+    status = server.wait_ready()
+    assert status["state"] == "error" and "allowInsecureHttp" in status["error"]
