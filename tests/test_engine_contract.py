@@ -14,7 +14,8 @@ from typing import Callable
 import pytest
 
 from conftest import TINY_GGUF, TINY_GGUF_HF, TINY_MODEL
-from ghostframe.server.inference.engine import MIN_COLD_WINDOW, CompletionEngine, Limits, SpeedOptions, SuggestionStop
+from ghostframe.server.inference.engine import (COLD_BUDGET_SECONDS, MIN_COLD_WINDOW, CompletionEngine, Limits, SpeedOptions,
+                                                SuggestionStop)
 from ghostframe.server.inference.engines import make_engine
 from ghostframe.server.inference.model_loading import load_model
 from ghostframe.server.inference.prompt import CompletionContext
@@ -240,3 +241,20 @@ def test_a_cold_requests_short_window_takes_no_documents_cache(subject):
     for ctx, answer in zip(states, answers):
         want = subject.reference.complete(ctx, limits(max_prompt_tokens=MIN_COLD_WINDOW))
         assert (answer.text, answer.new_tokens) == (want.text, want.new_tokens)
+
+
+def test_with_the_full_cold_window_policy_a_cold_request_waits_for_its_whole_window(subject):
+    """`ghostframe-server --cold-window full`: no short window however slow the prefill; `short` is the default."""
+    from dataclasses import replace
+
+    from ghostframe.server.lsp.cli import parse_args, speed_options
+
+    assert speed_options(parse_args([])).cold_budget == COLD_BUDGET_SECONDS
+    full = speed_options(parse_args(["--cold-window", "full"]))
+    assert full.cold_budget is None
+    engine = subject.engine(replace(NO_TYPED_THROUGH, cold_budget=full.cold_budget))
+    engine.prefill_seconds_per_token = lambda: COLD_BUDGET_SECONDS / (MIN_COLD_WINDOW + 1)  # as in the test above
+    ctx = typing_states()[-1]
+    answer = engine.complete(ctx, limits(), document="c")
+    assert not answer.short_window and answer.prompt_tokens > MIN_COLD_WINDOW
+    assert answer.text == subject.reference.complete(ctx, limits()).text

@@ -33,8 +33,21 @@ def parse_args(argv=None) -> argparse.Namespace:
                         "when it is opened or edited")
     parser.add_argument("--no-prefetch", action="store_true", help="do not compute the next line's suggestion in the "
                         "background after a suggestion at the end of a line")
+    parser.add_argument("--cold-window", choices=("short", "full"), default="short",
+                        help="a request at a place whose window is not prefilled yet: 'short' (default) answers from "
+                             "the part of the window prefilled in 0.5 s and warms the rest behind it; 'full' waits "
+                             "for the whole window")
     parser.add_argument("--version", action="version", version=f"ghostframe {__version__}")
     return parser.parse_args(argv)
+
+
+def speed_options(args: argparse.Namespace):
+    """The engine's speed-ups as the command line sets them."""
+    from ghostframe.server.inference.engine import COLD_BUDGET_SECONDS, SpeedOptions
+
+    return SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache, prompt_lookup=args.prompt_lookup,
+                        typed_through=not args.no_typed_through, warm=not args.no_warm, prefetch=not args.no_prefetch,
+                        cold_budget=COLD_BUDGET_SECONDS if args.cold_window == "short" else None)
 
 
 def main(argv=None) -> None:
@@ -50,13 +63,10 @@ def main(argv=None) -> None:
 
     quiet_libraries()
 
-    from ghostframe.server.inference.engine import SpeedOptions
     from ghostframe.server.lsp.server import create_server
     from ghostframe.server.lsp.settings import Settings
 
-    speed = SpeedOptions(plain=args.plain, prefix_cache=not args.no_prefix_cache,
-                         prompt_lookup=args.prompt_lookup, typed_through=not args.no_typed_through, warm=not args.no_warm,
-                         prefetch=not args.no_prefetch)
+    speed = speed_options(args)
     model = ModelOptions.from_args(args)
     ls = create_server(Settings(model=model.model, adapter=model.adapter, device=model.device, engine=model.engine,
                                 precision=model.cpu_precision, force_adapter=model.force_adapter,

@@ -230,7 +230,9 @@ async def replay(args: argparse.Namespace) -> int:
     report["settings"] = settings
     if args.answer_log:  # the server it starts appends every answer there (answer_log.py)
         os.environ[answer_log.ENVIRONMENT] = str(Path(args.answer_log).resolve())
-    ghostframe = GhostframeReplaySide(ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING"], settings)
+    server_args = ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING", "--cold-window", args.cold_window]
+    report["cold_window"] = args.cold_window
+    ghostframe = GhostframeReplaySide(server_args, settings)
     report["sides"][ghostframe.name] = await replay_side(ghostframe, plans, style, args.speedup,
                                                          Path(args.record) if args.record else None)
     os.environ.pop(answer_log.ENVIRONMENT, None)
@@ -283,6 +285,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--show-filter", action=argparse.BooleanOptionalAction, default=None,
                         help="the server's ghostframe.showFilter (default: the server's default)")
+    parser.add_argument("--cold-window", choices=("short", "full"), default="short",
+                        help="the server's --cold-window: answer a cold place from a short window now, or wait for "
+                             "the whole window (default short, the server's default)")
     parser.add_argument("--answer-log", help="the server appends every answer with the show filter's features to "
                                              "this JSON-lines file (for show_filter_check --replay)")
     parser.add_argument("--record", help="write each suggestion ghostframe showed, and its fate, to this JSON file")
