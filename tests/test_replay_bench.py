@@ -364,6 +364,18 @@ async def test_each_suggestion_shown_is_logged_at_the_cursors_offset_with_its_fa
             assert original.startswith(entry["text"], entry["offset"]), entry
 
 
+async def test_in_lockstep_every_keystroke_is_answered_however_slow_the_answers():
+    """`--lockstep` (collecting every suggestion for tuning): each key waits for the answer to the one before."""
+    from ghostframe.server.tools.replay_bench import LockstepClock
+
+    plans = [plan_file("sales.py", SALES, 1, 2, 0, TypingStyle())]
+    side = FakeSide({"sales.py": SALES}, answer_after=0.02)
+    tally = Tally()
+    for plan in plans:
+        tally.add(await replay_file(side, plan, TypingStyle(), LockstepClock()))
+    assert tally.superseded == 0 and tally.requests == len(tally.latencies) > 0 and tally.accepted >= 1
+
+
 async def test_the_replay_takes_nothing_from_a_system_that_never_answers_in_time():
     plans = [plan_file("sales.py", SALES, 2, 2, 1, TypingStyle()), plan_file("houses.py", MODEL, 2, 2, 1, TypingStyle())]
     tally = await replay_with(FakeSide({"sales.py": SALES, "houses.py": MODEL}, answer_after=None), plans, speedup=100)

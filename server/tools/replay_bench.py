@@ -138,6 +138,8 @@ class LlamaVSCodeReplaySide(LlamaVSCodeSide):
 class HumanClock:
     """The typist's timeline in seconds, played `speedup` times faster than real time."""
 
+    lockstep = False
+
     def __init__(self, speedup: float):
         self.speedup, self.started = speedup, time.perf_counter()
 
@@ -146,6 +148,23 @@ class HumanClock:
 
     async def until(self, moment: float) -> None:
         await asyncio.sleep(max(0.0, (moment - self.now()) / self.speedup))
+
+
+class LockstepClock:
+    """The typist's timeline with every answer in time: the next key waits for the answer to the last one
+    (as if the machine were infinitely fast). Every keystroke's suggestion is seen, whatever the load:
+    the data to tune the show filter on, not a measure of what a user saves."""
+
+    lockstep = True
+
+    def __init__(self, speedup: float = 1.0):
+        self.moment = 0.0
+
+    def now(self) -> float:
+        return self.moment
+
+    async def until(self, moment: float) -> None:
+        self.moment = max(self.moment, moment)
 
 
 async def _ask(side, editor: BlockEditor, request: int, document: Document, line: int, column: int,
@@ -180,6 +199,8 @@ async def replay_file(side, plan: FilePlan, style: TypingStyle, clock: HumanCloc
             asks.append(asyncio.ensure_future(_ask(side, editor, press.request, document, press.line, press.column,
                                                    pending, clock)))
             await asyncio.sleep(0)  # the request goes out now, with the document as it is after this key
+            if clock.lockstep:
+                await asks[-1]
         editor.leave()
     side.supersede(pending)
     await asyncio.gather(*asks)
@@ -188,7 +209,7 @@ async def replay_file(side, plan: FilePlan, style: TypingStyle, clock: HumanCloc
 
 
 async def replay_side(side, plans: list[FilePlan], style: TypingStyle, speedup: float,
-                      record: Path | None = None) -> dict:
+                      record: Path | None = None, clock=HumanClock) -> dict:
     """Start `side`, replay every file through it, and return its report row; with `record`, write each
     suggestion shown (its document, offset, text, whether it was wrong, the characters Tab took) there,
     with the lines and characters written."""
@@ -197,7 +218,7 @@ async def replay_side(side, plans: list[FilePlan], style: TypingStyle, speedup: 
     per_file = {}
     for plan in plans:
         print(f"replaying {len(plan.blocks)} places of {plan.name} through {side.name} ...", file=sys.stderr)
-        tally = await replay_file(side, plan, style, HumanClock(speedup))
+        tally = await replay_file(side, plan, style, clock(speedup))
         per_file[plan.name] = tally.summary()["chars_saved_pct"]
         for entry in tally.shown_log:
             entry["document"] = f"{REPLAY_URI}{plan.name}"
@@ -233,15 +254,17 @@ async def replay(args: argparse.Namespace) -> int:
     server_args = ModelOptions.from_args(args).server_args() + ["--log-level", "WARNING", "--cold-window", args.cold_window]
     report["cold_window"] = args.cold_window
     ghostframe = GhostframeReplaySide(server_args, settings)
+    clock = LockstepClock if args.lockstep else HumanClock
+    report["lockstep"] = args.lockstep
     report["sides"][ghostframe.name] = await replay_side(ghostframe, plans, style, args.speedup,
-                                                         Path(args.record) if args.record else None)
+                                                         Path(args.record) if args.record else None, clock)
     os.environ.pop(answer_log.ENVIRONMENT, None)
     if args.peer != "none":
         peer = start_peer(args, report["sides"][ghostframe.name]["model"])
         try:
             if peer.fim:
                 side = LlamaVSCodeReplaySide(peer)
-                report["sides"][side.name] = await replay_side(side, plans, style, args.speedup)
+                report["sides"][side.name] = await replay_side(side, plans, style, args.speedup, clock=clock)
             else:
                 report["peer_skipped"] = f"{peer.model_name} has no fill-in-the-middle tokens; llama.vscode needs them"
         finally:
@@ -257,7 +280,9 @@ def print_report(report: dict) -> None:
     style = report["style"]
     print(f"\nghostframe bench replay — {len(report['files'])} files, {places} places of {report['lines_per_place']} "
           f"lines, {style['median_ms']:g} ms/char median (seed {report['seed']}"
-          + (f", {report['speedup']:g}x real time" if report["speedup"] != 1 else "") + f"); {report['cpu']}")
+          + (f", {report['speedup']:g}x real time" if report["speedup"] != 1 else "")
+          + (", lockstep: every answer in time, not a measure of saving" if report.get("lockstep") else "")
+          + f"); {report['cpu']}")
     print(f"{'side':<40}{'saved %':>8}{'lines':>8}{'accept %':>9}{'wrong/line':>11}{'empty@start %':>14}"
           f"{'p50 ms':>8}{'p95 ms':>8}{'time s':>8}{'typing s':>9}")
     for name, row in report["sides"].items():
@@ -285,6 +310,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--show-filter", action=argparse.BooleanOptionalAction, default=None,
                         help="the server's ghostframe.showFilter (default: the server's default)")
+    parser.add_argument("--lockstep", action="store_true",
+                        help="each key waits for the answer to the one before (every answer in time, whatever the "
+                             "machine): to collect every keystroke's suggestion for tuning, not to measure")
     parser.add_argument("--cold-window", choices=("short", "full"), default="short",
                         help="the server's --cold-window: answer a cold place from a short window now, or wait for "
                              "the whole window (default short, the server's default)")
