@@ -223,8 +223,8 @@ async def replay_side(side, plans: list[FilePlan], style: TypingStyle, speedup: 
         for entry in tally.shown_log:
             entry["document"] = f"{REPLAY_URI}{plan.name}"
         total.add(tally)
-    if record is not None:
-        record.write_text(json.dumps({"lines": total.lines, "chars": total.chars, "shown": total.shown_log}))
+        if record is not None:  # after each file: a long run stopped early keeps what it replayed
+            record.write_text(json.dumps({"lines": total.lines, "chars": total.chars, "shown": total.shown_log}))
     status = await side.close()
     return {**total.summary(), "chars_saved_pct_per_file": per_file, "model": status.get("model"),
             "engine": status.get("engine"), "precision": status.get("precision"),
