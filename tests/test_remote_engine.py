@@ -7,6 +7,7 @@ made to misbehave) ending in an empty suggestion and a state, never a hang."""
 from __future__ import annotations
 
 import json
+import re
 import socket
 import threading
 import time
@@ -199,8 +200,14 @@ def fake_server(answer: bytes | None):
             except OSError:
                 return
             held.append(connection)
-            data = connection.recv(65536)
-            requests.append(data)
+            data = b""
+            while b"\r\n\r\n" not in data and (chunk := connection.recv(65536)):
+                data += chunk
+            head, _, rest = data.partition(b"\r\n\r\n")
+            length = re.search(rb"content-length: *(\d+)", head, re.I)
+            while length and len(rest) < int(length.group(1)) and (chunk := connection.recv(65536)):
+                rest += chunk
+            requests.append(head + b"\r\n\r\n" + rest)
             if answer is not None:
                 connection.sendall(answer)
                 connection.close()
@@ -232,10 +239,10 @@ def test_garbage_failures_and_a_full_server_answer_empty_at_once(answer, state):
         engine = remote(url)
         started = time.perf_counter()
         got = engine.complete(CONTEXTS[0], LIMITS)
-        assert got.text == "" and engine.health == state and time.perf_counter() - started < 2
-        completions = [r for r in requests if r.startswith(b"POST /completion")]
-        # no retry: a server that answered is asked once (its adapters, then the completion when it listed them)
-        assert len(completions) <= 1 and len(requests) == 1 + len(completions)
+        assert got.text == "" and engine.health == state and time.perf_counter() - started < 3
+        asked = [r.split(b" ")[1] for r in requests]
+        # no retry: a server that answered is asked each thing once at most (its slots, adapters, the completion)
+        assert asked and len(asked) == len(set(asked)) and set(asked) <= {b"/slots", b"/lora-adapters", b"/completion"}
 
 
 def test_a_slow_server_times_out_and_never_hangs():
@@ -401,3 +408,27 @@ def test_a_language_server_given_an_insecure_endpoint_says_why_and_serves_nothin
     server.initialize()
     status = server.wait_ready()
     assert status["state"] == "error" and "allowInsecureHttp" in status["error"]
+
+
+def test_a_server_whose_slots_are_all_busy_sheds_the_request_at_once(local):
+    """llama-server would queue it and prefill it once a slot frees, stale or not: the engine answers empty
+    at once, says "at capacity", sends no prompt, and is served again once a slot is free."""
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192)
+    try:
+        engine = remote(running.url)
+        other, cancel = RemoteClient(Endpoint(running.url)), threading.Event()
+        busy = other.stream("/completion", {"prompt": [1, 2, 3], "n_predict": 6000, "temperature": 0.0, "stream": True,
+                                            "ignore_eos": True}, cancel)
+        next(busy)  # another typist's request holds the only slot
+        before = running.metrics()["llamacpp:prompt_tokens_total"]
+        started = time.perf_counter()
+        shed = engine.complete(CONTEXTS[0], LIMITS)
+        assert shed.text == "" and engine.health == AT_CAPACITY and time.perf_counter() - started < 3
+        cancel.set()
+        busy.close()
+        time.sleep(0.3)
+        assert running.metrics()["llamacpp:prompt_tokens_total"] == before  # the shed prompt was never sent
+        assert engine.complete(CONTEXTS[0], LIMITS).text == local.complete(CONTEXTS[0], LIMITS).text
+        assert engine.health == OK and engine.failures[AT_CAPACITY] == 1
+    finally:
+        running.stop()

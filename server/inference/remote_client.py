@@ -116,19 +116,16 @@ class RemoteClient:
     # --- one request ---------------------------------------------------------------------
 
     def get_json(self, path: str, cancel: threading.Event | None = None) -> object:
-        return self._json(self._send("GET", path, None, cancel or threading.Event()))
+        return self._json(*self._send("GET", path, None, cancel or threading.Event()))
 
     def post_json(self, path: str, body: dict, cancel: threading.Event | None = None) -> object:
-        return self._json(self._send("POST", path, body, cancel or threading.Event()))
+        return self._json(*self._send("POST", path, body, cancel or threading.Event()))
 
     def stream(self, path: str, body: dict, cancel: threading.Event) -> Iterator[dict]:
         """The server-sent events of a streamed answer, as dicts, until `[DONE]` or the stream's end. The
         connection is shut as soon as `cancel` is set (then the iteration just ends), and when the
         caller stops iterating early."""
-        connection, response = self._send("POST", path, body, cancel)
-        done = threading.Event()
-        watcher = threading.Thread(target=self._close_on_cancel, args=(connection, cancel, done), daemon=True)
-        watcher.start()
+        connection, response, watch = self._send("POST", path, body, cancel)
         finished = events = 0
         try:
             while not cancel.is_set():  # events already received are not handed out after a cancel
@@ -172,7 +169,7 @@ class RemoteClient:
                 events += 1
                 yield event
         finally:
-            done.set()
+            watch.set()
             if finished and not cancel.is_set() and self._drained(response):
                 self._keep(connection)  # read to the end: the connection serves the next request
             else:
@@ -203,26 +200,35 @@ class RemoteClient:
         return headers
 
     def _send(self, method: str, path: str, body: dict | None, cancel: threading.Event):
-        """(connection, a 200 response): after retrying a refused or reset connection with back-off
-        (never a cancelled request, nor a slow one); RemoteError with the state otherwise."""
+        """(connection, a 200 response, the event that ends its cancel watch): after retrying a refused
+        or reset connection with back-off (never a cancelled request, nor a slow one); RemoteError with
+        the state otherwise. From before the request goes out, a cancel shuts the connection: a request
+        waiting for the server (queued behind busy slots, or prefilling) ends at once, and the server
+        drops it."""
         payload = json.dumps(body).encode() if body is not None else None
         for attempt in range(self.endpoint.retries + 1):
             if cancel.is_set():
                 raise RemoteError(OK, "cancelled")
             connection = self._connection()
             reused = connection.sock is not None
+            watch = self._watch(connection, cancel)
             try:
                 connection.request(method, self._prefix + path, body=payload, headers=self._headers())
                 connection.sock.settimeout(self.endpoint.read_timeout)
                 response = connection.getresponse()
             except (TimeoutError, socket.timeout):
+                watch.set()
                 connection.close()
                 raise RemoteError(TIMED_OUT, f"no answer within {self.endpoint.read_timeout:g} s") from None
             except ssl.SSLError as exc:
+                watch.set()
                 connection.close()
                 raise RemoteError(UNREACHABLE, f"TLS failed: {exc.reason or type(exc).__name__}") from None
-            except (OSError, http.client.HTTPException) as exc:
+            except (OSError, http.client.HTTPException, AttributeError) as exc:  # AttributeError: shut meanwhile
+                watch.set()
                 connection.close()
+                if cancel.is_set():
+                    raise RemoteError(OK, "cancelled") from None
                 if reused:  # the kept connection was closed by the server meanwhile: not a try
                     continue
                 if attempt == self.endpoint.retries:
@@ -230,14 +236,15 @@ class RemoteClient:
                 cancel.wait(0.1 * 2 ** attempt)
                 continue
             if response.status == 200:
-                return connection, response
+                return connection, response, watch
+            watch.set()
             detail = response.read()[:200].decode("utf-8", "replace")
             connection.close()
             raise RemoteError(_state_of_status(response.status), f"HTTP {response.status} {detail}")
         raise RemoteError(UNREACHABLE, self.endpoint.host)
 
-    def _json(self, sent) -> object:
-        connection, response = sent
+    def _json(self, connection: http.client.HTTPConnection, response: http.client.HTTPResponse,
+              watch: threading.Event) -> object:
         try:
             data = response.read()
             value = json.loads(data)
@@ -247,8 +254,16 @@ class RemoteClient:
         except (OSError, http.client.HTTPException, ValueError):
             connection.close()
             raise RemoteError(BAD_ANSWER, "not JSON") from None
+        finally:
+            watch.set()
         self._keep(connection)
         return value
+
+    def _watch(self, connection: http.client.HTTPConnection, cancel: threading.Event) -> threading.Event:
+        """Shut `connection` when `cancel` is set, until the returned event is set (the request is over)."""
+        done = threading.Event()
+        threading.Thread(target=self._close_on_cancel, args=(connection, cancel, done), daemon=True).start()
+        return done
 
     @staticmethod
     def _drained(response: http.client.HTTPResponse) -> bool:
@@ -262,14 +277,18 @@ class RemoteClient:
     def _close_on_cancel(connection: http.client.HTTPConnection, cancel: threading.Event,
                          done: threading.Event) -> None:
         while not done.is_set():
-            if cancel.wait(CANCEL_POLL_SECONDS):
+            if not cancel.wait(CANCEL_POLL_SECONDS):
+                continue
+            while not done.is_set():  # a connection still being made is shut once it has a socket
                 sock = connection.sock
-                if sock is not None and not done.is_set():
+                if sock is not None:
                     try:
                         sock.shutdown(socket.SHUT_RDWR)  # the blocked read returns; the server sees the close
                     except OSError:
                         pass
-                return
+                    return
+                done.wait(CANCEL_POLL_SECONDS)
+            return
 
     def close(self) -> None:
         with self._lock:

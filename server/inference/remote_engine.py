@@ -26,7 +26,7 @@ from ghostframe.server.inference.engine import (Completion, CompletionEngine, Ge
                                                 StopRule, WarmProgress)
 from ghostframe.server.inference.loaded_model import LoadedModel
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.server.inference.remote_client import BAD_ANSWER, OK, UNAUTHORIZED, RemoteClient, RemoteError
+from ghostframe.server.inference.remote_client import AT_CAPACITY, BAD_ANSWER, OK, UNAUTHORIZED, RemoteClient, RemoteError
 
 log = logging.getLogger("ghostframe.remote")
 
@@ -83,6 +83,7 @@ class RemoteEngine(CompletionEngine):
         self._model: str | None = None        # the `model` of an OpenAI request (None: not decided)
         self._failed = False
         self.failures: Counter[str] = Counter()  # failed requests by state, since the engine started
+        self._slots_listed = True  # the server answers GET /slots (llama-server's slot states)
 
     @property
     def warms(self) -> bool:
@@ -139,6 +140,7 @@ class RemoteEngine(CompletionEngine):
         reused = 0
         spelled = True  # the server says each token's id
         try:
+            self._shed_when_full(stop.cancel)
             path, body = self._body(ids, max_new_tokens, cache, 1, True)
             events = self.client.stream(path, body, stop.cancel)
             try:
@@ -164,6 +166,23 @@ class RemoteEngine(CompletionEngine):
         if not stop.cancel.is_set():
             self._succeeded()
         return Generated(new, reused, text, logprobs[:len(new)] if spelled else [])
+
+    def _shed_when_full(self, cancel: threading.Event) -> None:
+        """Raise "remote: at capacity" when every llama-server slot is busy: llama-server would queue the
+        request, and a queued request is prefilled when a slot frees even after its keystroke is stale
+        (closing it does not take it off the queue). An empty suggestion now keeps every typist's
+        answers quick; the next keystroke asks again. Servers without `/slots` are not asked again."""
+        if self.endpoint.api != "llama-server" or not self._slots_listed:
+            return
+        try:
+            slots = self.client.get_json("/slots", cancel)
+        except RemoteError as error:
+            if error.state != BAD_ANSWER:
+                raise
+            self._slots_listed = False  # --no-slots, or not llama-server
+            return
+        if isinstance(slots, list) and slots and all(isinstance(x, dict) and x.get("is_processing") for x in slots):
+            raise RemoteError(AT_CAPACITY, f"all {len(slots)} slots busy")
 
     def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
         if self.endpoint.api == "ollama":
