@@ -432,3 +432,26 @@ def test_a_server_whose_slots_are_all_busy_sheds_the_request_at_once(local):
         assert engine.health == OK and engine.failures[AT_CAPACITY] == 1
     finally:
         running.stop()
+
+
+def test_a_request_waiting_for_a_busy_server_ends_at_once_when_cancelled():
+    """Queued behind a busy slot, llama-server sends nothing yet: a newer keystroke still ends the request
+    at once (not after the read timeout)."""
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192)
+    try:
+        engine = remote(running.url)
+        engine._slots_listed = False  # no shedding: the request queues
+        other, busy_cancel = RemoteClient(Endpoint(running.url)), threading.Event()
+        busy = other.stream("/completion", {"prompt": [1, 2, 3], "n_predict": 6000, "temperature": 0.0, "stream": True,
+                                            "ignore_eos": True}, busy_cancel)
+        next(busy)
+        cancel = threading.Event()
+        threading.Timer(0.3, cancel.set).start()
+        started = time.perf_counter()
+        waited = engine.complete(CONTEXTS[0], LIMITS, cancel=cancel)
+        assert waited.cancelled and time.perf_counter() - started < 3 < engine.endpoint.read_timeout
+        assert engine.health != TIMED_OUT
+        busy_cancel.set()
+        busy.close()
+    finally:
+        running.stop()
