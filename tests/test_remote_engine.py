@@ -43,6 +43,13 @@ def server():
 
 
 @pytest.fixture(scope="module")
+def one_slot():
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
 def local():
     loaded = load_model(str(TINY_QWEN2_GGUF), device="cpu", engine="llama")
     yield make_engine(loaded, NO_SPEEDUPS)
@@ -86,9 +93,9 @@ def test_the_prompt_is_the_fim_prompt_built_here(server, local):
     assert answered["tokens_evaluated"] == len(ids)  # the server took the ids as they are, nothing added
 
 
-def test_a_cancelled_request_closes_its_stream_and_the_server_stops(server):
-    engine = remote(server.url, options=SpeedOptions(typed_through=False, predict_cap=None))
-    before = server.metrics()["llamacpp:tokens_predicted_total"]
+def test_a_cancelled_request_closes_its_stream_and_the_server_stops(server, one_slot):
+    engine = remote(one_slot.url, options=SpeedOptions(typed_through=False, predict_cap=None))
+    before = one_slot.metrics()["llamacpp:tokens_predicted_total"]
     cancel = threading.Event()
     stream = engine.client.stream("/completion", {"prompt": engine.prompt_ids(CONTEXTS[0], 256), "n_predict": 6000,
                                                   "temperature": 0.0, "stream": True, "ignore_eos": True}, cancel)
@@ -97,7 +104,7 @@ def test_a_cancelled_request_closes_its_stream_and_the_server_stops(server):
             cancel.set()  # a newer keystroke
     assert n <= 3
     time.sleep(0.3)
-    assert server.metrics()["llamacpp:tokens_predicted_total"] - before < 50  # not 6000: the slot was freed
+    assert one_slot.metrics()["llamacpp:tokens_predicted_total"] - before < 50  # not 6000: the slot was freed
     # and through the engine: a cancel mid-stream answers empty, marked cancelled, and the next request works
     asked = []
     decode = engine._decode
@@ -116,6 +123,7 @@ def test_a_cancelled_request_closes_its_stream_and_the_server_stops(server):
                               cancel=threading.Event(), document="d")
     assert stopped.cancelled and stopped.text == "" and max(asked) <= 4
     del engine._decode
+    # the next keystroke at once: a slot still busy with our own stopped request is not "at capacity"
     assert engine.complete(CONTEXTS[0], LIMITS, document="d").text and engine.health == OK
 
 
@@ -455,3 +463,23 @@ def test_a_request_waiting_for_a_busy_server_ends_at_once_when_cancelled():
         busy.close()
     finally:
         running.stop()
+
+
+def test_a_slot_still_busy_with_our_own_cancelled_request_is_not_taken_for_a_full_server(one_slot, local):
+    """A keystroke cancels the request while the server prefills it; the server frees the slot only at its
+    first token. The next keystroke's request is sent (it waits that long), not shed as "at capacity"."""
+    engine = remote(one_slot.url)
+    cancel = threading.Event()
+
+    def cancel_once_processing():
+        while not cancel.is_set():
+            slots = RemoteClient(Endpoint(one_slot.url)).get_json("/slots")
+            if any(slot.get("is_processing") for slot in slots):
+                cancel.set()
+
+    threading.Thread(target=cancel_once_processing, daemon=True).start()
+    long_prefill = Limits(max_new_tokens=8, max_prompt_tokens=6000, multiline=False)
+    first = engine.complete(CompletionContext("x = df.a + df.b\n" * 1200, ""), long_prefill, cancel=cancel)
+    assert first.cancelled
+    after = engine.complete(CONTEXTS[0], LIMITS)
+    assert engine.health == OK and after.text == local.complete(CONTEXTS[0], LIMITS).text

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -29,6 +30,10 @@ from ghostframe.server.inference.prompt import CompletionContext
 from ghostframe.server.inference.remote_client import AT_CAPACITY, BAD_ANSWER, OK, UNAUTHORIZED, RemoteClient, RemoteError
 
 log = logging.getLogger("ghostframe.remote")
+
+# A slot busy with a request of ours that we closed this recently is taken for ours, not another typist's:
+# llama-server frees it at the next token it fails to send, and the new request waits that long at most.
+OWN_SLOT_SECONDS = 1.0
 
 
 def _token_ids(tokens: list) -> list[int] | None:
@@ -84,6 +89,7 @@ class RemoteEngine(CompletionEngine):
         self._failed = False
         self.failures: Counter[str] = Counter()  # failed requests by state, since the engine started
         self._slots_listed = True  # the server answers GET /slots (llama-server's slot states)
+        self._left_at = -OWN_SLOT_SECONDS  # when a request of ours was last closed before the server finished it
 
     @property
     def warms(self) -> bool:
@@ -155,8 +161,11 @@ class RemoteEngine(CompletionEngine):
                     logprobs.extend(probs)
                     new = new + (got or []) if spelled else self._ids_of(text)
                     if new and (stop(new, text) or len(new) >= max_new_tokens):
+                        self._left_at = time.monotonic()  # the server decodes on until it sees the close
                         break
             finally:
+                if stop.cancel.is_set():
+                    self._left_at = time.monotonic()
                 events.close()  # stopped early: the stream is closed, the server frees the slot
         except RemoteError as error:
             if stop.cancel.is_set():
@@ -181,7 +190,11 @@ class RemoteEngine(CompletionEngine):
                 raise
             self._slots_listed = False  # --no-slots, or not llama-server
             return
-        if isinstance(slots, list) and slots and all(isinstance(x, dict) and x.get("is_processing") for x in slots):
+        if not isinstance(slots, list) or not slots:
+            return
+        busy = sum(1 for x in slots if isinstance(x, dict) and x.get("is_processing"))
+        own = time.monotonic() - self._left_at < OWN_SLOT_SECONDS  # our own stopped request, freeing its slot
+        if busy - own >= len(slots):
             raise RemoteError(AT_CAPACITY, f"all {len(slots)} slots busy")
 
     def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
