@@ -483,3 +483,12 @@ def test_a_slot_still_busy_with_our_own_cancelled_request_is_not_taken_for_a_ful
     assert first.cancelled
     after = engine.complete(CONTEXTS[0], LIMITS)
     assert engine.health == OK and after.text == local.complete(CONTEXTS[0], LIMITS).text
+
+
+def test_a_server_that_echoes_the_key_does_not_put_it_in_the_state_or_the_log(monkeypatch, caplog):
+    monkeypatch.setenv(API_KEY_VARIABLE, "team-secret-echoed")
+    with fake_server(http_answer("401 Unauthorized", b'{"error": "bad key Bearer team-secret-echoed"}')) as (url, _):
+        engine = remote(url)
+        assert engine.complete(CONTEXTS[0], LIMITS).text == "" and engine.health == UNAUTHORIZED
+    assert "team-secret-echoed" not in engine.describe_health() and "team-secret-echoed" not in caplog.text
+    assert "***" in engine.describe_health()

@@ -239,6 +239,8 @@ class RemoteClient:
                 return connection, response, watch
             watch.set()
             detail = response.read()[:200].decode("utf-8", "replace")
+            if self.endpoint.api_key:  # a server that echoes the request's headers must not put the key in a log
+                detail = detail.replace(self.endpoint.api_key, "***")
             connection.close()
             raise RemoteError(_state_of_status(response.status), f"HTTP {response.status} {detail}")
         raise RemoteError(UNREACHABLE, self.endpoint.host)

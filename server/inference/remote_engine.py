@@ -112,7 +112,7 @@ class RemoteEngine(CompletionEngine):
 
     def _failure(self, error: RemoteError) -> None:
         self._failed = True
-        self.failures[error.state] += 1
+        self.failures = self.failures + Counter({error.state: 1})  # replaced, not changed: the status reads it
         if (error.state, error.detail) != (self.health, self.problem):
             log.warning("%s (%s)", error.state, error.detail)  # the detail names no key and no prompt
         self.health, self.problem = error.state, error.detail
