@@ -45,10 +45,26 @@ class Subject:
 
     engine: Callable[..., CompletionEngine]
     reference: ReferenceEngine
+    caches: bool = True  # keeps documents' KV caches here (the remote engine's are on its server)
 
 
-@pytest.fixture(scope="module", params=["torch", "llama.cpp"])
+def needs_local_caches(subject: Subject) -> None:
+    if not subject.caches:
+        pytest.skip("the remote engine keeps no KV cache here: its server does (cache_prompt)")
+
+
+@pytest.fixture(scope="module", params=["torch", "llama.cpp", "remote"])
 def subject(request):
+    if request.param == "remote":  # a real llama-server on the same GGUF
+        from ghostframe.server.inference.remote_client import Endpoint
+        from ghostframe.server.testing.llama_server import LlamaServer
+
+        server = LlamaServer.start(TINY_GGUF, parallel=2, slot_tokens=4096)
+        loaded = load_model(str(TINY_GGUF), engine="remote", endpoint=Endpoint(server.url))
+        yield Subject(lambda options=NO_TYPED_THROUGH, documents=4: make_engine(loaded, options, documents),
+                      ReferenceEngine(load_model(str(TINY_GGUF_HF), device="cpu", precision="float32")), caches=False)
+        server.stop()
+        return
     if request.param == "torch":
         loaded = load_model(str(TINY_MODEL), device="cpu")
         yield Subject(lambda options=NO_TYPED_THROUGH, documents=4: make_engine(loaded, options, documents),
@@ -100,6 +116,7 @@ def test_the_greedy_text_is_the_references_and_each_document_keeps_its_prefix(su
             got, want = engine.complete(ctx, limits(max_new, 256, multiline)), subject.reference.complete(
                 ctx, limits(max_new, 256, multiline))
             assert (got.text, got.new_tokens) == (want.text, want.new_tokens), ctx.before
+    needs_local_caches(subject)
     reused = []
     for ctx in typing_states():
         got = engine.complete(ctx, limits(), document="a")
@@ -113,6 +130,7 @@ def test_the_greedy_text_is_the_references_and_each_document_keeps_its_prefix(su
 
 
 def test_forget_frees_a_documents_cache_and_few_documents_are_kept(subject):
+    needs_local_caches(subject)
     engine = subject.engine(documents=2)
     for name in ("a", "b", "c"):
         engine.complete(CompletionContext(f"{name} = df.", ""), limits(4, 256), document=name)
@@ -124,6 +142,7 @@ def test_forget_frees_a_documents_cache_and_few_documents_are_kept(subject):
 
 
 def test_warming_fills_the_cache_in_chunks_and_a_request_reuses_it(subject):
+    needs_local_caches(subject)
     engine = subject.engine()
     ctx = typing_states()[-1]
     ids = engine.prompt_ids(ctx, 512)
@@ -139,6 +158,7 @@ def test_warming_fills_the_cache_in_chunks_and_a_request_reuses_it(subject):
 
 
 def test_a_request_mid_warm_reuses_what_is_done(subject):
+    needs_local_caches(subject)
     engine = subject.engine()
     ctx = typing_states()[-1]
     first = engine.warm_step("d", engine.prompt_ids(ctx, 512), 40)
@@ -228,6 +248,7 @@ def test_a_request_cancelled_before_it_starts_computes_nothing(subject):
 
 
 def test_a_cold_requests_short_window_takes_no_documents_cache(subject):
+    needs_local_caches(subject)
     engine = subject.engine(documents=2)
     for name in ("a", "b"):
         engine.complete(CompletionContext(f"{name} = df.", ""), limits(4, 256), document=name)

@@ -128,6 +128,7 @@ class RemoteEngine(CompletionEngine):
         if self.endpoint.api == "llama-server":
             return "/completion", {"prompt": ids, "n_predict": max_tokens, "temperature": 0.0, "stream": stream,
                                    "cache_prompt": cache is not None, "n_probs": probs, "return_tokens": True,
+                                   "timings_per_token": True,  # cache_n (the reused prefix) from the first token on
                                    "lora": self._adapter_lora()}
         if self.endpoint.api == "ollama":  # a text prompt, used as it is (raw): FIM tokens written out
             return "/api/generate", {"model": self._request_model(), "stream": stream, "raw": True,
