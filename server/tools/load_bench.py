@@ -54,30 +54,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", help="also write the report as JSON to this path")
 
 
-async def _typist(args: list[str], settings: dict, plans: list[FilePlan], style: TypingStyle,
-                  speedup: float) -> tuple[Tally, dict]:
-    side = GhostframeReplaySide(args, settings)
-    await side.start()
+async def _replay(side: GhostframeReplaySide, plans: list[FilePlan], style: TypingStyle, speedup: float) -> Tally:
     tally = Tally()
     for plan in plans:
         tally.add(await replay_file(side, plan, style, HumanClock(speedup)))
-    return tally, await side.close()
+    return tally
 
 
 async def run_typists(url: str, gguf: Path, plans: list[list[FilePlan]], style: TypingStyle, speedup: float,
                       max_new_tokens: int) -> dict:
-    """Every typist's replay at once against the server at `url`; the row of the report."""
+    """Every typist's replay at once against the server at `url` (all servers started first, so that
+    everyone types at the same time); the row of the report."""
     args = ["--engine", "remote", "--endpoint", url, "--model", str(gguf), "--log-level", "WARNING"]
-    results = await asyncio.gather(*(_typist(args, {"maxNewTokens": max_new_tokens}, own, style, speedup)
-                                     for own in plans))
+    sides = [GhostframeReplaySide(args, {"maxNewTokens": max_new_tokens}) for _ in plans]
+    await asyncio.gather(*(side.start() for side in sides))
+    tallies = await asyncio.gather(*(_replay(side, own, style, speedup) for side, own in zip(sides, plans)))
+    statuses = await asyncio.gather(*(side.close() for side in sides))
     total = Tally()
     failures: dict[str, int] = {}
-    for tally, status in results:
+    for tally, status in zip(tallies, statuses):
         total.add(tally)
         for state, count in (status.get("remoteFailures") or {}).items():
             failures[state] = failures.get(state, 0) + count
     summary = total.summary()
-    worst = max((tally.summary()["p95_ms"] or 0.0) for tally, _ in results)
+    worst = max((tally.summary()["p95_ms"] or 0.0) for tally in tallies)
     return {"typists": len(plans), "p50_ms": summary["p50_ms"], "p95_ms": summary["p95_ms"], "worst_typist_p95_ms": worst,
             "chars_saved_pct": summary["chars_saved_pct"], "requests": summary["requests"],
             "answered": summary["answered"], "superseded": summary["superseded"],
