@@ -239,6 +239,9 @@ def http_answer(status: str, body: bytes, content_type: str = "application/json"
     (http_answer("200 OK", b"<html>a proxy's page</html>", "text/html"), BAD_ANSWER),
     (http_answer("200 OK", b"data: {not json\n\n", "text/event-stream"), BAD_ANSWER),
     (http_answer("200 OK", b'data: {"unexpected": 1}\n\n', "text/event-stream"), BAD_ANSWER),
+    (http_answer("200 OK", b'data: {"content": "x", "completion_probabilities": [{"no": "id"}]}\n\n',
+                 "text/event-stream"), BAD_ANSWER),
+    (http_answer("200 OK", b'data: {"choices": [{"text": 5}]}\n\n', "text/event-stream"), BAD_ANSWER),
     (http_answer("503 Service Unavailable", b'{"error": {"code": 503, "message": "no slot"}}'), AT_CAPACITY),
     (http_answer("401 Unauthorized", b'{"error": "Invalid API Key"}'), UNAUTHORIZED),
 ])

@@ -48,12 +48,24 @@ def _token_ids(tokens: list) -> list[int] | None:
 
 def parse_event(event: dict) -> tuple[list[int] | None, str, list[float], dict]:
     """(new token ids or None when the server does not say them, new text, their log-probabilities,
-    timings) of one streamed event, in llama-server's native or the OpenAI completion format."""
+    timings) of one streamed event, in llama-server's native, the OpenAI completion or Ollama's format;
+    RemoteError "remote: bad answer" for anything else."""
+    try:
+        ids, text, logprobs, timings = _parsed(event)
+        if not (isinstance(text, str) and isinstance(timings, dict)
+                and (ids is None or isinstance(ids, list) and all(type(i) is int for i in ids))):
+            raise TypeError("a field of the wrong type")
+        return ids, text, [float(p) for p in logprobs], timings
+    except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+        raise RemoteError(BAD_ANSWER, f"an event of no known format: {str(event)[:80]}") from None
+
+
+def _parsed(event: dict) -> tuple[list[int] | None, str, list[float], dict]:
     if "choices" in event:  # OpenAI-compatible
         choices = event["choices"]
         choice = choices[0] if isinstance(choices, list) and choices and isinstance(choices[0], dict) else None
         if choice is None:
-            raise RemoteError("remote: bad answer", "an event without a choice")
+            raise RemoteError(BAD_ANSWER, "an event without a choice")
         text = choice.get("text") or ""
         logprobs = choice.get("logprobs") or {}
         if entries := logprobs.get("content"):  # llama-server's own: ids and log-probabilities
@@ -64,7 +76,7 @@ def parse_event(event: dict) -> tuple[list[int] | None, str, list[float], dict]:
     if "response" in event:  # Ollama: text only
         return None, event["response"] or "", [], {}
     if "content" not in event:
-        raise RemoteError("remote: bad answer", f"an event without content: {str(event)[:80]}")
+        raise RemoteError(BAD_ANSWER, f"an event without content: {str(event)[:80]}")
     entries = event.get("completion_probabilities") or []
     ids = event.get("tokens")
     if ids is None and entries:
@@ -153,7 +165,8 @@ class RemoteEngine(CompletionEngine):
             try:
                 for event in events:
                     got, piece, probs, timings = parse_event(event)
-                    reused = int(timings.get("cache_n", reused))
+                    if type(cached := timings.get("cache_n")) is int:
+                        reused = cached
                     if got is None:
                         spelled = False
                     if not got and not piece:
