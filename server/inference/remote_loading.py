@@ -57,5 +57,5 @@ def load_remote(model: str | None, adapter: str | None, endpoint: Endpoint | Non
     tokenizer, stops, name = _tokenizer(model, report)
     return LoadedModel(
         model=client, tokenizer=tokenizer, device=f"remote {endpoint.host}", dtype=None, model_name=name,
-        adapter=adapter or None, stop_token_ids=stops, precision="", engine="remote",
+        adapter=adapter or None, stop_token_ids=stops, precision="as served", engine="remote",
         engine_reason=f"an endpoint is set: {endpoint.api} at {endpoint.url}")
