@@ -1,18 +1,19 @@
-"""Which pinned model `auto` serves: on a CPU, the largest that keeps a typing session at typing speed.
+"""Which pinned model `auto` serves: on a CPU, the one that saves its user the most typing here.
 
-Machines differ widely: a 2-core cloud VM and an 8-core laptop, AVX2 or AVX-512. So the choice
-is measured, not guessed: each candidate, smallest first, is loaded in the llama.cpp engine and
-timed (prefill per prompt token, decode per new token, best of two); its typing session is
-estimated from those rates (`Rates.typing_ms`, calibrated against `ghostframe bench typing`:
-BENCHMARKS.md, "Which model each machine serves"), and the largest candidate whose estimate meets
-the targets wins. A larger candidate is only downloaded and timed when the one below it fits with
-room to spare.
+Machines differ widely: a 2-core cloud VM and an 8-core laptop, AVX2 or AVX-512. A larger model is
+right more often but answers later, and an answer that comes after the next keystroke is never seen.
+So the choice is measured, not guessed: each candidate, smallest first, is loaded in the llama.cpp
+engine and timed (prefill per prompt token, decode per new token, best of two); its typing session is
+estimated from those rates (`Rates.typing_ms`, calibrated against `ghostframe bench typing`), and
+`typing_value` turns rates and the model's measured exactness into the share of characters its
+suggestions are expected to write. The model expected to save the most wins, among those a person
+would tolerate (`TOLERABLE_P50_MS`, `TOLERABLE_P95_MS`). A larger candidate is only downloaded and
+timed when, from the rates of the one below scaled by file size (optimistically), it could save more.
 
 What is cached is what was measured, not what was decided: the rates, per model file, CPU, its
 flags, thread count and llama.cpp build (delete `tier-rates.json` in the cache to measure again; a
 measurement taken while other programs kept the CPU busy is used but not cached). The choice is
-made from them on every load, so retuning a target or the engine's cold budget takes effect at
-once.
+made from them on every load, so a retuned limit or curve takes effect at once.
 """
 
 from __future__ import annotations
@@ -27,17 +28,20 @@ from ghostframe.server.inference.engine import COLD_BUDGET_SECONDS
 from ghostframe.server.inference.llama_runtime import LlamaRuntime, RuntimeConfig, physical_cores
 from ghostframe.server.inference.machine import busy, cpu_flags, cpu_name
 from ghostframe.server.inference.progress import Reporter
+from ghostframe.server.inference.typing_value import Value, expected_value
 from ghostframe.server.inference.user_cache import MeasurementCache
 
 RATES = MeasurementCache("tier-rates.json")
-# The goal a typing session must meet (per keystroke, through the server).
-TARGET_P50_MS = 300.0
-TARGET_P95_MS = 800.0
-# Smallest first; each is tried only when the one before it fits.
+# What a person tolerates per keystroke (through the server): beyond it the editor feels stuck,
+# whatever the suggestions are worth.
+TOLERABLE_P50_MS = 1000.0
+TOLERABLE_P95_MS = 2000.0
+# Smallest first; each is tried only when, guessed from the one before it, it could save more.
 CANDIDATES = ("smollm2-135m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b")
-# A larger model costs more than its size ratio suggests only rarely; one whose estimate, scaled
-# from the model below it by file size, is more than this many times over the target is not tried.
-TRY_LARGER_UP_TO = 3.0
+# Guessing a larger model's rates from the one below: its file-size ratio, divided by this. Measured,
+# larger pinned models run 2-3x faster than their size ratio says (quantisation and width differ);
+# an optimistic guess only costs a download, a pessimistic one would hide the better model.
+LARGER_FASTER_THAN_SIZE = 3.0
 # What a keystroke costs. The typical answered keystroke (p50) comes soon after arriving at a place
 # (a move, a new line), when the pause has not yet warmed all of its window: its request prefills
 # some 64 tokens, not just the typed ones, then decodes a typical suggestion; the slow tail (p95)
@@ -67,9 +71,17 @@ class Rates:
         p95 = slow_prefill + self.decode_ms_per_token * SLOW_SUGGESTION_TOKENS
         return round(p50, 1), round(p95, 1)
 
-    def fits(self) -> bool:
+    def tolerable(self) -> bool:
         p50, p95 = self.typing_ms()
-        return p50 <= TARGET_P50_MS and p95 <= TARGET_P95_MS
+        return p50 <= TOLERABLE_P50_MS and p95 <= TOLERABLE_P95_MS
+
+    def scaled(self, factor: float) -> Rates:
+        return Rates(self.prefill_ms_per_token * factor, self.decode_ms_per_token * factor)
+
+
+def value_of(model: str, rates: Rates) -> Value:
+    """What `model` is expected to save with these rates (typing_value: exactness x answers in time)."""
+    return expected_value(model, rates.prefill_ms_per_token, rates.typing_ms()[0])
 
 
 @dataclass(frozen=True)
@@ -81,12 +93,19 @@ class TierChoice:
     rates: dict[str, Rates] = field(default_factory=dict)  # the candidates it was decided on
     reason: str = ""
 
+    @property
+    def expected(self) -> Value | None:
+        """What the served model is expected to save here (None: it was not timed)."""
+        rates = self.rates.get(self.model)
+        return value_of(self.model, rates) if rates is not None else None
+
     def describe(self) -> str:
-        """"qwen2.5-coder-0.5b (measured: ... ; the largest model within p50 300 / p95 800 ms here)"."""
+        """"smollm2-135m (measured: expected to write ~8 % of characters ...; saves the most here; ...)"."""
         timed = "; ".join(f"{name}: prefill {r.prefill_ms_per_token:.1f} ms/token, decode {r.decode_ms_per_token:.1f} "
-                          f"ms/token, typing p50 ~{r.typing_ms()[0]:.0f} / p95 ~{r.typing_ms()[1]:.0f} ms"
-                          for name, r in self.rates.items())
-        return f"{self.model} ({self.how}: {self.reason}" + (f"; {timed}" if timed else "") + ")"
+                          f"ms/token, typing p50 ~{r.typing_ms()[0]:.0f} / p95 ~{r.typing_ms()[1]:.0f} ms, "
+                          f"~{value_of(name, r).saved_pct:.0f} % saved" for name, r in self.rates.items())
+        expected = f"expected to write {self.expected.describe()}; " if self.expected else ""
+        return f"{self.model} ({self.how}: {expected}{self.reason}" + (f"; {timed}" if timed else "") + ")"
 
 
 Measure = Callable[[str, Reporter], Rates]
@@ -131,24 +150,32 @@ def _cached_rates(key: str) -> Rates | None:
 
 
 def pick(rates_of: Callable[[str], Rates]) -> tuple[str, dict[str, Rates], str]:
-    """(model, the rates timed, why): the largest candidate that fits, trying each only when the one
-    below fits and its size-scaled estimate is within TRY_LARGER_UP_TO of the target."""
+    """(model, the rates timed, why): of the candidates a person would tolerate here, the one expected
+    to save the most typing (the smallest when none is tolerable). A candidate is timed only when its
+    guess from the one below (LARGER_FASTER_THAN_SIZE) could beat the best so far."""
     timed: dict[str, Rates] = {}
-    chosen = CANDIDATES[0]
+    best: str | None = None
+    skipped = ""
     for index, model in enumerate(CANDIDATES):
+        if index and best is None:
+            break  # the smallest is too slow for a person here: a larger one is slower
         if index:
-            below = timed[CANDIDATES[index - 1]]
-            scale = PINNED_MODELS[model].size_mb / PINNED_MODELS[CANDIDATES[index - 1]].size_mb
-            if below.typing_ms()[0] * scale > TRY_LARGER_UP_TO * TARGET_P50_MS:
-                return chosen, timed, (f"the largest model within p50 {TARGET_P50_MS:.0f} / p95 {TARGET_P95_MS:.0f} "
-                                       f"ms here; {model} would be ~{scale:.0f}x slower")
+            below = CANDIDATES[index - 1]
+            scale = PINNED_MODELS[model].size_mb / PINNED_MODELS[below].size_mb / LARGER_FASTER_THAN_SIZE
+            guess = timed[below].scaled(max(scale, 1.0))
+            if not guess.tolerable() or value_of(model, guess).saved_pct <= value_of(best, timed[best]).saved_pct:
+                skipped = f"; {model} not timed: at best ~{value_of(model, guess).saved_pct:.0f} % here"
+                break
         timed[model] = rates_of(model)
-        if not timed[model].fits():
-            why = "the smallest model; none fits" if index == 0 else "the largest model that fits"
-            return chosen, timed, (f"{why} p50 {TARGET_P50_MS:.0f} / p95 {TARGET_P95_MS:.0f} ms here; "
-                                   f"{model} is over")
-        chosen = model
-    return chosen, timed, f"the largest pinned model, within p50 {TARGET_P50_MS:.0f} / p95 {TARGET_P95_MS:.0f} ms here"
+        if timed[model].tolerable() and (best is None or
+                                         value_of(model, timed[model]).saved_pct > value_of(best, timed[best]).saved_pct):
+            best = model
+    if best is None:
+        return CANDIDATES[0], timed, (f"the smallest model; none answers within p50 {TOLERABLE_P50_MS:.0f} / "
+                                      f"p95 {TOLERABLE_P95_MS:.0f} ms here")
+    others = [f"{name} ~{value_of(name, r).saved_pct:.0f} %" + ("" if r.tolerable() else " (too slow)")
+              for name, r in timed.items() if name != best]
+    return best, timed, ("saves the most typing here" + (f" ({', '.join(others)})" if others else "") + skipped)
 
 
 def choose_tier(report: Reporter = lambda _: None, measure: Measure = measure_rates,
@@ -164,7 +191,7 @@ def choose_tier(report: Reporter = lambda _: None, measure: Measure = measure_ra
         if (rates := _cached_rates(key)) is not None:
             return rates
         if not measured:
-            report("measuring which model this machine runs at typing speed (first run only)")
+            report("measuring which model saves the most typing on this machine (first run only)")
         measured.append(model)
         rates = measure(model, report)
         if (load := busy()) is None:
@@ -188,7 +215,7 @@ def is_auto(model: str | None) -> bool:
 
 def auto_model(device: str, report: Reporter = lambda _: None) -> tuple[PinnedModel, TierChoice | None]:
     """The pinned model `auto` means on `device`, with the TierChoice when this machine was measured for
-    it. On a CPU that runs llama.cpp it is the largest model the CPU runs at typing speed, for every
+    it. On a CPU that runs llama.cpp it is the model expected to save the most typing here, for every
     engine, so a model trained or evaluated by default is the one that serves; on a GPU, or where
     llama.cpp cannot run to measure, the per-device default (default_model.DEFAULT_BY_DEVICE)."""
     if device == "cpu" and llama_runtime.available() is None:
