@@ -76,11 +76,13 @@ def record_status(client: LanguageClient) -> list[dict]:
 
 async def initialize(client: LanguageClient, settings: dict | None = None,
                      capabilities: types.ClientCapabilities | None = None) -> types.InitializeResult:
-    """Initialize as VS Code would, with ghostframe settings in initializationOptions."""
+    """Initialize as VS Code would, with ghostframe settings in initializationOptions. The show filter is
+    off unless `settings` turn it on: the tests' random-weight models are unsure of everything they say,
+    so the filter would hide every suggestion the protocol tests look at."""
     record_status(client)
     return await client.initialize_session(types.InitializeParams(
         capabilities=capabilities or vscode_capabilities(),
-        initialization_options={"ghostframe": settings or {}},
+        initialization_options={"ghostframe": {"showFilter": False, **(settings or {})}},
     ))
 
 
@@ -275,6 +277,8 @@ class RawServer:
             return [m for m in self.messages if "error" in m and "id" in m and m["id"] is None]
 
     def initialize(self, capabilities: dict | None = None, **init) -> dict:
+        """`initialize` then `initialized`; the show filter off unless `initializationOptions` say (see `initialize`)."""
+        init.setdefault("initializationOptions", {"ghostframe": {"showFilter": False}})
         result = self.request(1, "initialize", {"processId": None, "capabilities": capabilities or {}, **init})
         self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
         return result

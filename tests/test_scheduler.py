@@ -303,6 +303,7 @@ async def test_the_answer_log_records_each_answer_with_what_the_show_filter_read
     older = asyncio.ensure_future(scheduler.suggest(DOC, MIDDLE, LIMITS))
     await engine.made(1, 0)
     newer = asyncio.ensure_future(scheduler.suggest(DOC, MIDDLE, LIMITS, show_filter=True))
+    await engine.cancelled(1)
     engine.grant(1 + LIMITS.max_new_tokens)
     assert (await older).completion.cancelled
     await newer

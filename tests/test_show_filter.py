@@ -181,3 +181,42 @@ def test_tuning_on_a_replay_hides_unsure_wrong_suggestions_and_keeps_the_accepte
     # the two unsure wrong ones go; the sure wrong one cannot go without the sure right one's probability,
     # unless a text feature tells them apart; the typed-through one always shows
     assert on["chars_saved_pct"] == 30.0 and on["wrong_shown_per_line"] <= 1.0 and on["shown"] <= 3
+
+
+def test_the_tuned_filter_is_on_by_default_and_hides_an_unlikely_whole_suggestion_or_a_short_line_end():
+    """TUNED (show_filter_check --replay): each token fairly likely is not enough when all of them together
+    are unlikely, and a few characters at a line's end are hidden; a sure, longer suggestion shows."""
+    from ghostframe.server.inference.show_filter import TUNED
+    from ghostframe.server.lsp.settings import Settings
+
+    assert Settings().show_filter
+    assert should_show("df.groupby('a')", AT_LINE_END, SURE, TUNED)
+    fairly_sure_each = [-0.5] * 12  # mean -0.5, all together e^-6
+    assert not should_show("df.groupby('region').agg(total=('x', 'sum'))", AT_LINE_END, fairly_sure_each, TUNED)
+    assert not should_show("df)", AT_LINE_END, SURE, TUNED)          # 3 characters at a line's end
+    assert should_show("df", CompletionContext("print(", "x)\n"), SURE, TUNED)  # not at a line's end
+    assert not should_show("df.head()", AT_LINE_END, UNSURE, TUNED)
+
+
+def test_the_server_hides_what_typing_brings_up_that_the_model_is_unsure_of_but_not_what_the_user_asked_for(
+        raw_server):
+    """With the default settings the filter is on: the tiny random model is unsure of everything, so an
+    automatic request (typing) answers nothing, while an explicit one (Alt+\\\\, `ghostframe complete`) shows
+    the model's suggestion; with showFilter off, typing shows it too."""
+    server = raw_server()
+    server.initialize(capabilities={"textDocument": {"inlineCompletion": {}}}, initializationOptions={"ghostframe": {}})
+    assert server.wait_ready()["state"] == "ready"
+    uri = "file:///work/filtered.py"
+    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+        "uri": uri, "languageId": "python", "version": 1, "text": "import pandas as pd\ndf = pd."}}})
+
+    def ask(msg_id: int, kind: int) -> list[str]:
+        answer = server.request(msg_id, "textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 8}, "context": {"triggerKind": kind}})
+        return [item["insertText"] for item in answer["result"]]
+
+    automatic, invoked = ask(2, 2), ask(3, 1)  # the same place asked again: judged again, not typed through
+    assert invoked and invoked[0].strip() and automatic == []
+    server.send({"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration",
+                 "params": {"settings": {"ghostframe": {"showFilter": False}}}})
+    assert ask(4, 2) == invoked and ask(5, 2) == invoked

@@ -162,6 +162,9 @@ function prepare() {
     'ghostframe.device': 'cpu',
     'ghostframe.debounceMs': 50,
     'ghostframe.maxNewTokens': Number(env.GHOSTFRAME_E2E_MAX_NEW_TOKENS ?? 24),
+    // every suggestion shows: this checks the editor's ghost text, not the show filter (which hides what a
+    // random-weight or small model is unsure of, and is tested in the server's tests)
+    'ghostframe.showFilter': false,
     'ghostframe.trace.server': 'messages',
     'editor.inlineSuggest.enabled': true,
     'editor.quickSuggestions': { other: false, comments: false, strings: false },

@@ -17,7 +17,7 @@ export interface ServerStatus {
   engine?: string;
   /** Why that engine serves on this machine. */
   engineReason?: string;
-  /** With the model setting empty: which model this machine was measured to run at typing speed, and why. */
+  /** With the model setting empty: which model saves the most typing on this machine, what it is expected to write, and why. */
   modelChoice?: string;
   /** The CPU and the flags that decide the precision. */
   cpu?: string;

@@ -166,6 +166,7 @@ class _Shown:
     before: str
     after: str
     text: str
+    logprobs: tuple[float, ...] = ()  # of its tokens, as computed (a typed-through rest has none)
 
 
 class CompletionEngine:
@@ -215,9 +216,10 @@ class CompletionEngine:
         """The suggestion at `ctx`; empty if cancelled. `document` keys the per-document reuse."""
         cancel = cancel or threading.Event()
         start = time.perf_counter()
-        if (rest := self._typed_through(ctx, document)) is not None:
-            self._remember(document, _Shown(ctx.before, ctx.after, rest))
-            return Completion(rest, 0, 0, time.perf_counter() - start, typed_through=True)
+        if (again := self._typed_through(ctx, document)) is not None:
+            self._remember(document, again)
+            return Completion(again.text, 0, 0, time.perf_counter() - start, typed_through=True,
+                              token_logprobs=again.logprobs)
         ids = self.prompt_ids(ctx, limits.max_prompt_tokens)
         if cancel.is_set() or not ids:
             return Completion("", len(ids), 0, time.perf_counter() - start, cancelled=cancel.is_set())
@@ -238,7 +240,7 @@ class CompletionEngine:
             return Completion("", len(ids), len(new), seconds, cancelled=True, reused_tokens=reused, short_window=short)
         text = finish_completion(self.decode(new) if generated.text is None else generated.text, ctx, limits.multiline)
         if document:
-            self._remember(document, _Shown(ctx.before, ctx.after, text))
+            self._remember(document, _Shown(ctx.before, ctx.after, text, logprobs))
         first = stop.first_token_at
         return Completion(text, len(ids), len(new), seconds, first_token_seconds=None if first is None else first - start,
                           reused_tokens=reused, short_window=short, token_logprobs=logprobs)
@@ -275,18 +277,19 @@ class CompletionEngine:
         return Generated([first, *rest.ids], generated.reused_tokens, None if rest.text is None else text + rest.text,
                          [logprob, *rest.logprobs] if rest.logprobs else [])
 
-    def _typed_through(self, ctx: CompletionContext, document: str | None) -> str | None:
-        """The rest of a suggestion this document got, when the user typed its beginning (or nothing:
-        the same place asked again, or the suggestion computed ahead for the line after accepting)."""
+    def _typed_through(self, ctx: CompletionContext, document: str | None) -> _Shown | None:
+        """The rest of a suggestion this document got, at `ctx`, when the user typed its beginning; or all of
+        it, with its log-probabilities, when they typed nothing (the same place asked again, or the suggestion
+        computed ahead for the line after accepting)."""
         use = document and self.options.typed_through
         for shown in self._shown.get(document, []) if use else []:
             if shown.after != ctx.after or not ctx.before.startswith(shown.before):
                 continue
             typed = ctx.before[len(shown.before):]
             if not typed:
-                return shown.text
+                return _Shown(ctx.before, ctx.after, shown.text, shown.logprobs)
             if "\n" not in typed and shown.text.startswith(typed) and len(shown.text) > len(typed):
-                return shown.text[len(typed):]
+                return _Shown(ctx.before, ctx.after, shown.text[len(typed):])
         return None
 
     def _remember(self, document: str, shown: _Shown) -> None:

@@ -180,10 +180,12 @@ class Scheduler:
 
     @staticmethod
     def _judged(document: str, answer: Answer, ctx: CompletionContext, show_filter: bool) -> Answer:
-        """`answer`, emptied when the show filter hides it. A typed-through answer is always shown: the
-        user typed what it began with."""
+        """`answer`, emptied when the show filter hides it. The rest of a suggestion the user typed the
+        beginning of is always shown (it comes without log-probabilities); the same suggestion asked for
+        again at the same place is judged again, as it was the first time."""
         done = answer.completion
-        hide = (show_filter and not done.cancelled and not done.typed_through and bool(done.text)
+        typed_into = done.typed_through and not done.token_logprobs
+        hide = (show_filter and not done.cancelled and not typed_into and bool(done.text)
                 and not should_show(done.text, ctx, done.token_logprobs))
         answer_log.record(document, ctx, done, hide)
         return replace(answer, completion=replace(done, text=""), hidden=True) if hide else answer

@@ -11,12 +11,12 @@ the share of completed code held. The decision uses a few features one can expla
 - a suggestion that only closes brackets or adds punctuation;
 - a very short suggestion at a line's end (a few characters save little and are often wrong).
 
-`python -m ghostframe.trainer.evaluation.show_filter_check` tunes the thresholds on development
-files and checks them on held-out ones. `TUNED` is not tuned yet: the first development sample
-held no right suggestion to tune against, and on the held-out one these a-priori values hid right
-ones too, so the server's `showFilter` is off by default (BENCHMARKS.md). A suggestion
-without token probabilities (typed-through: the user typed its beginning; an engine without
-them) is judged on its text only.
+`TUNED` was tuned on every suggestion a replay of 48 development lines showed (imbalanced-learn,
+`show_filter_check --replay`, the thresholds that hide the most wrong suggestions while keeping 85 %
+of the accepted characters) and checked on 48 held-out lines (seaborn): BENCHMARKS.md, "Showing only
+what is likely taken". The repeat and bracket rules hid nothing there that the probabilities did not,
+so they are off. A suggestion without token probabilities (typed-through: the user typed its
+beginning; an engine without them) is judged on its text only.
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ class Thresholds:
     min_chars_at_line_end: int = 0         # hide a suggestion with fewer non-blank characters at a line's end
 
 
-TUNED = Thresholds()  # a-priori values, not tuned (see the module docstring)
+# tuned on development files with show_filter_check --replay --tolerance 0.15 (see the module docstring)
+TUNED = Thresholds(min_mean_logprob=-0.8, min_total_logprob=-4.5, hide_repeats=False, hide_closers_only=False,
+                   min_chars_at_line_end=6)
 
 
 def mean_logprob(logprobs: Sequence[float]) -> float | None:

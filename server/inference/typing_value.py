@@ -29,7 +29,7 @@ from ghostframe.server.inference.keystroke_timing import TypingStyle, key_median
 # the serving engine": 200 cases, or the first 100 of the same seeded sample).
 QUALITY: dict[str, tuple[tuple[int, float], ...]] = {
     "smollm2-135m": ((128, 8.5), (256, 10.0), (512, 13.5), (1024, 18.0)),
-    "qwen2.5-coder-0.5b": ((128, 11.0), (256, 11.0), (1024, 22.0)),
+    "qwen2.5-coder-0.5b": ((128, 11.0), (256, 11.0), (512, 13.0), (1024, 22.0)),
     "qwen2.5-coder-1.5b": ((128, 22.0), (1024, 52.0)),
 }
 FULL_WINDOW = 1024  # the server's prompt window (tokens)
@@ -51,8 +51,8 @@ class Value:
     timely_pct: float   # share of a line's characters left when the first answer in time comes, %
 
     def describe(self) -> str:
-        return (f"~{self.saved_pct:.0f} % of characters (exact {self.exact_pct:.0f} % at {self.window} tokens, "
-                f"{self.timely_pct:.0f} % of each line still to type when its answer comes)")
+        return (f"~{self.saved_pct:.0f} % of characters (right {self.exact_pct:.0f} % of the time with the "
+                f"{self.window} tokens it has read, answering in time for {self.timely_pct:.0f} % of a line)")
 
 
 def exact_at(model: str, window: int) -> float:

@@ -308,8 +308,9 @@ class GhostframeServer(LanguageServer):
 
     # --- completion ----------------------------------------------------------------------
 
-    async def suggestion_at(self, uri: str, position: types.Position) -> str:
-        """The suggestion at a position, "" when there is none (or the model is not ready)."""
+    async def suggestion_at(self, uri: str, position: types.Position, invoked: bool = False) -> str:
+        """The suggestion at a position, "" when there is none (or the model is not ready). The show filter
+        judges what typing brings up, not what the user asked for (`invoked`: an explicit trigger)."""
         ctx = context_at(self.workspace, uri, position)
         settings = self.settings
         if self.scheduler.engine is None or not settings.enable or ctx is None:
@@ -318,7 +319,7 @@ class GhostframeServer(LanguageServer):
         limits = Limits(max_new_tokens=settings.max_new_tokens, max_prompt_tokens=settings.max_prompt_tokens,
                         multiline=settings.multiline)
         # one key per document, however the client spells its URI
-        answer = await self.scheduler.suggest(unquote(uri), ctx, limits, show_filter=settings.show_filter)
+        answer = await self.scheduler.suggest(unquote(uri), ctx, limits, show_filter=settings.show_filter and not invoked)
         if answer is None:
             return ""
         completion = answer.completion
@@ -486,7 +487,8 @@ def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOp
 
     @ls.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls: GhostframeServer, params: types.InlineCompletionParams):
-        text = await ls.suggestion_at(params.text_document.uri, params.position)
+        invoked = params.context is not None and params.context.trigger_kind == types.InlineCompletionTriggerKind.Invoked
+        text = await ls.suggestion_at(params.text_document.uri, params.position, invoked)
         if not text:
             return []
         where = types.Range(start=params.position, end=params.position)
@@ -494,7 +496,8 @@ def create_server(defaults: Settings = Settings(), speed: SpeedOptions = SpeedOp
 
     @ls.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))
     async def completion(ls: GhostframeServer, params: types.CompletionParams):
-        text = await ls.suggestion_at(params.text_document.uri, params.position)
+        invoked = params.context is not None and params.context.trigger_kind == types.CompletionTriggerKind.Invoked
+        text = await ls.suggestion_at(params.text_document.uri, params.position, invoked)
         if not text:
             return types.CompletionList(is_incomplete=True, items=[])
         where = types.Range(start=params.position, end=params.position)

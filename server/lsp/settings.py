@@ -63,9 +63,9 @@ class Settings:
     multiline: bool = setting(True, "Suggest whole blocks after a line that opens one (`def`, `for`, ...); "
                               "otherwise one line at a time.")
     enable: bool = setting(True, "Show inline suggestions.")
-    show_filter: bool = setting(False, "Hide suggestions that are unlikely to be taken (the model is unsure of "
-                                "them, they repeat the line above or only close brackets). Off: show every "
-                                "suggestion. Experimental: its thresholds are not tuned yet.")
+    show_filter: bool = setting(True, "Hide suggestions that are unlikely to be taken: the model is unsure of "
+                                "them, or they add only a few characters at a line's end. Off: show every "
+                                "suggestion.")
     repo_context: bool = setting(True, "Give the model code from your other workspace files: definitions of the "
                                  "names this file imports and the most similar code elsewhere. Files are read "
                                  "inside the workspace folders only and leave this machine only in the prompt sent to "

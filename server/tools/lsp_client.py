@@ -109,13 +109,15 @@ class EditorClient(LanguageClient):
                 range=types.Range(start=where, end=where), text=text)],
         ))
 
-    async def inline(self, uri: str, line: int, character: int) -> tuple[str, float]:
-        """Ask for the inline completion at a position; return (text, seconds)."""
+    async def inline(self, uri: str, line: int, character: int, invoked: bool = False) -> tuple[str, float]:
+        """Ask for the inline completion at a position, as typing does (or, `invoked`, as the user's explicit
+        request does: the server then shows whatever the model says); return (text, seconds)."""
         started = time.perf_counter()
+        kind = types.InlineCompletionTriggerKind.Invoked if invoked else types.InlineCompletionTriggerKind.Automatic
         result = await self.text_document_inline_completion_async(types.InlineCompletionParams(
             text_document=types.TextDocumentIdentifier(uri=uri),
             position=types.Position(line=line, character=character),
-            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
+            context=types.InlineCompletionContext(trigger_kind=kind),
         ))
         items = result.items if isinstance(result, types.InlineCompletionList) else (result or [])
         text = items[0].insert_text if items else ""

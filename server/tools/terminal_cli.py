@@ -57,7 +57,7 @@ async def complete(args: argparse.Namespace) -> int:
             return 1
         uri = path.resolve().as_uri()
         client.open(uri, text)
-        suggestion, seconds = await client.inline(uri, line - 1, utf16_column(lines[line - 1], column - 1))
+        suggestion, seconds = await client.inline(uri, line - 1, utf16_column(lines[line - 1], column - 1), invoked=True)
     finally:
         await client.close()
     print(f"{path.name}:{line}:{column}  ({status.get('model')} on {status.get('device')}, {seconds * 1000:.0f} ms)", file=sys.stderr)

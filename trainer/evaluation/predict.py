@@ -53,8 +53,10 @@ class Generation:
                 "multiline": self.multiline}
 
     def lsp_settings(self) -> dict:
+        """The server's settings for --via-lsp; the show filter off, since the evaluation scores the model's
+        answers (show_filter_check scores the filter)."""
         return {"maxNewTokens": self.max_new_tokens, "maxPromptTokens": self.max_prompt_tokens,
-                "multiline": self.multiline, "precision": self.precision, "engine": self.engine}
+                "multiline": self.multiline, "precision": self.precision, "engine": self.engine, "showFilter": False}
 
 
 @dataclass(frozen=True)

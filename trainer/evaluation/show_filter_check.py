@@ -142,8 +142,9 @@ class ShownInReplay:
     accepted_chars: int
 
     def shown_by(self, thresholds: Thresholds | None) -> bool:
-        """A typed-through suggestion is always shown (the user typed its beginning), as in the scheduler."""
-        return thresholds is None or self.typed_through or should_show(self.text, self.ctx, self.logprobs, thresholds)
+        """The rest of a suggestion the user typed into is always shown, as in the scheduler."""
+        typed_into = self.typed_through and not self.logprobs
+        return thresholds is None or typed_into or should_show(self.text, self.ctx, self.logprobs, thresholds)
 
 
 def read_replay(record: Path, answers: Path) -> tuple[list[ShownInReplay], int, int]:
