@@ -138,3 +138,15 @@ def test_both_engines_resolve_auto_once_and_keep_how_it_was_chosen(monkeypatch):
         on_llama.model.close()
     assert asked == ["cpu", "cpu"]
     assert load_model(str(TINY_MODEL), device="cpu", engine="torch").tier is None and asked == ["cpu", "cpu"]
+
+
+def test_a_larger_model_is_still_weighed_when_the_one_between_cannot_win(monkeypatch):
+    """The middle model, guessed from the smallest, cannot save more; the largest, guessed from the same
+    rates, can: it is timed and served, and the middle one is never fetched."""
+    flat = lambda e: ((128, e), (1024, e))  # noqa: E731
+    monkeypatch.setattr(typing_value, "QUALITY", {"smollm2-135m": flat(20.0), "qwen2.5-coder-0.5b": flat(20.0),
+                                                  "qwen2.5-coder-1.5b": flat(60.0)})
+    measure, timed = rates({"smollm2-135m": FAST, "qwen2.5-coder-1.5b": FAST})
+    model, _, why = pick(measure)
+    assert model == "qwen2.5-coder-1.5b" and timed == ["smollm2-135m", "qwen2.5-coder-1.5b"]
+    assert "qwen2.5-coder-0.5b not timed" in why

@@ -151,21 +151,23 @@ def _cached_rates(key: str) -> Rates | None:
 
 def pick(rates_of: Callable[[str], Rates]) -> tuple[str, dict[str, Rates], str]:
     """(model, the rates timed, why): of the candidates a person would tolerate here, the one expected
-    to save the most typing (the smallest when none is tolerable). A candidate is timed only when its
-    guess from the one below (LARGER_FASTER_THAN_SIZE) could beat the best so far."""
+    to save the most typing (the smallest when none is tolerable). A larger candidate is timed only when
+    its guess from the largest one timed below it (LARGER_FASTER_THAN_SIZE) could beat the best so far;
+    one that could not is passed over, and the next is still guessed (a much better model may win where
+    a slightly better one cannot)."""
     timed: dict[str, Rates] = {}
     best: str | None = None
-    skipped = ""
+    passed_over: list[str] = []
     for index, model in enumerate(CANDIDATES):
         if index and best is None:
             break  # the smallest is too slow for a person here: a larger one is slower
         if index:
-            below = CANDIDATES[index - 1]
+            below = list(timed)[-1]
             scale = PINNED_MODELS[model].size_mb / PINNED_MODELS[below].size_mb / LARGER_FASTER_THAN_SIZE
             guess = timed[below].scaled(max(scale, 1.0))
             if not guess.tolerable() or value_of(model, guess).saved_pct <= value_of(best, timed[best]).saved_pct:
-                skipped = f"; {model} not timed: at best ~{value_of(model, guess).saved_pct:.0f} % here"
-                break
+                passed_over.append(f"{model} not timed: at best ~{value_of(model, guess).saved_pct:.0f} % here")
+                continue
         timed[model] = rates_of(model)
         if timed[model].tolerable() and (best is None or
                                          value_of(model, timed[model]).saved_pct > value_of(best, timed[best]).saved_pct):
@@ -175,7 +177,8 @@ def pick(rates_of: Callable[[str], Rates]) -> tuple[str, dict[str, Rates], str]:
                                       f"p95 {TOLERABLE_P95_MS:.0f} ms here")
     others = [f"{name} ~{value_of(name, r).saved_pct:.0f} %" + ("" if r.tolerable() else " (too slow)")
               for name, r in timed.items() if name != best]
-    return best, timed, ("saves the most typing here" + (f" ({', '.join(others)})" if others else "") + skipped)
+    return best, timed, "; ".join(["saves the most typing here" + (f" ({', '.join(others)})" if others else ""),
+                                   *passed_over])
 
 
 def choose_tier(report: Reporter = lambda _: None, measure: Measure = measure_rates,
