@@ -212,7 +212,7 @@ def load_model(
     in eval mode, and on a CPU it runs in `precision` (auto: the fastest on this CPU, see
     precision.py; `cpu_int8=False` is the older spelling of precision="float32"). `engine="auto"`
     picks llama.cpp where choose_engine says so (the server's default); there `model` auto is the
-    largest pinned model this machine runs at typing speed (tiers.py), and its context holds
+    pinned model expected to save the most typing on this machine (tiers.py), and its context holds
     `prompt_tokens` plus the longest suggestion. Either way `tier` says how `auto` was chosen.
     `engine="remote"`: the model runs on the team server at `endpoint` (remote_loading).
     """
