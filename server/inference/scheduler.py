@@ -27,7 +27,7 @@ from typing import Callable, TypeVar
 from ghostframe.server.inference import answer_log
 from ghostframe.server.inference.engine import Completion, CompletionEngine, Limits
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.server.inference.show_filter import should_show
+from ghostframe.server.inference.show_filter import should_show, typed_into
 from ghostframe.server.inference.warming import Listener, Warmer, WarmTarget
 
 log = logging.getLogger("ghostframe.scheduler")
@@ -180,12 +180,10 @@ class Scheduler:
 
     @staticmethod
     def _judged(document: str, answer: Answer, ctx: CompletionContext, show_filter: bool) -> Answer:
-        """`answer`, emptied when the show filter hides it. The rest of a suggestion the user typed the
-        beginning of is always shown (it comes without log-probabilities); the same suggestion asked for
-        again at the same place is judged again, as it was the first time."""
+        """`answer`, emptied when the show filter hides it (never what the user typed into: `typed_into`)."""
         done = answer.completion
-        typed_into = done.typed_through and not done.token_logprobs
-        hide = (show_filter and not done.cancelled and not typed_into and bool(done.text)
+        hide = (show_filter and not done.cancelled and bool(done.text)
+                and not typed_into(done.typed_through, done.token_logprobs)
                 and not should_show(done.text, ctx, done.token_logprobs))
         answer_log.record(document, ctx, done, hide)
         return replace(answer, completion=replace(done, text=""), hidden=True) if hide else answer

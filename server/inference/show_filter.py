@@ -67,6 +67,12 @@ def short_at_line_end(suggestion: str, ctx: CompletionContext, min_chars: int) -
     return not ctx.line_suffix.strip() and len("".join(suggestion.split())) < min_chars
 
 
+def typed_into(typed_through: bool, logprobs: Sequence[float]) -> bool:
+    """The rest of a suggestion the user typed the beginning of (it comes without log-probabilities): always
+    shown. The same suggestion asked for again at the same place keeps them, and is judged again."""
+    return typed_through and not logprobs
+
+
 def should_show(suggestion: str, ctx: CompletionContext, logprobs: Sequence[float],
                 thresholds: Thresholds = TUNED) -> bool:
     """Whether to show `suggestion` at `ctx`; `logprobs`: its tokens' log-probabilities (may be empty)."""

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from ghostframe.server.inference.model_options import ModelOptions, add_model_arguments
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.server.inference.show_filter import TUNED, Thresholds, should_show
+from ghostframe.server.inference.show_filter import TUNED, Thresholds, should_show, typed_into
 from ghostframe.trainer.data.corpus import CorpusOptions
 from ghostframe.trainer.evaluation.cases import load_cases
 
@@ -143,8 +143,8 @@ class ShownInReplay:
 
     def shown_by(self, thresholds: Thresholds | None) -> bool:
         """The rest of a suggestion the user typed into is always shown, as in the scheduler."""
-        typed_into = self.typed_through and not self.logprobs
-        return thresholds is None or typed_into or should_show(self.text, self.ctx, self.logprobs, thresholds)
+        return (thresholds is None or typed_into(self.typed_through, self.logprobs)
+                or should_show(self.text, self.ctx, self.logprobs, thresholds))
 
 
 def read_replay(record: Path, answers: Path) -> tuple[list[ShownInReplay], int, int]:
