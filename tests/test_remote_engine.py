@@ -25,6 +25,7 @@ from ghostframe.server.inference.remote_client import (API_KEY_VARIABLE, AT_CAPA
                                                        UNAUTHORIZED, UNREACHABLE, Endpoint, EndpointError,
                                                        RemoteClient)
 from ghostframe.server.inference.remote_engine import RemoteEngine
+from ghostframe.server.inference.remote_slot import LOST_BELOW_TOKENS
 from ghostframe.server.testing.llama_server import LlamaServer, free_port
 
 CONTEXTS = [
@@ -252,8 +253,8 @@ def test_garbage_failures_and_a_full_server_answer_empty_at_once(answer, state):
         got = engine.complete(CONTEXTS[0], LIMITS)
         assert got.text == "" and engine.health == state and time.perf_counter() - started < 3
         asked = [r.split(b" ")[1] for r in requests]
-        # no retry: a server that answered is asked each thing once at most (its slots, adapters, the completion)
-        assert asked and len(asked) == len(set(asked)) and set(asked) <= {b"/slots", b"/lora-adapters", b"/completion"}
+        # no retry: a server that answered is asked each thing once at most (its context, adapters, the completion)
+        assert asked and len(asked) == len(set(asked)) and set(asked) <= {b"/props", b"/lora-adapters", b"/completion"}
 
 
 def test_a_slow_server_times_out_and_never_hangs():
@@ -421,37 +422,12 @@ def test_a_language_server_given_an_insecure_endpoint_says_why_and_serves_nothin
     assert status["state"] == "error" and "allowInsecureHttp" in status["error"]
 
 
-def test_a_server_whose_slots_are_all_busy_sheds_the_request_at_once(local):
-    """llama-server would queue it and prefill it once a slot frees, stale or not: the engine answers empty
-    at once, says "at capacity", sends no prompt, and is served again once a slot is free."""
-    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192)
-    try:
-        engine = remote(running.url)
-        other, cancel = RemoteClient(Endpoint(running.url)), threading.Event()
-        busy = other.stream("/completion", {"prompt": [1, 2, 3], "n_predict": 6000, "temperature": 0.0, "stream": True,
-                                            "ignore_eos": True}, cancel)
-        next(busy)  # another typist's request holds the only slot
-        before = running.metrics()["llamacpp:prompt_tokens_total"]
-        started = time.perf_counter()
-        shed = engine.complete(CONTEXTS[0], LIMITS)
-        assert shed.text == "" and engine.health == AT_CAPACITY and time.perf_counter() - started < 3
-        cancel.set()
-        busy.close()
-        time.sleep(0.3)
-        assert running.metrics()["llamacpp:prompt_tokens_total"] == before  # the shed prompt was never sent
-        assert engine.complete(CONTEXTS[0], LIMITS).text == local.complete(CONTEXTS[0], LIMITS).text
-        assert engine.health == OK and engine.failures[AT_CAPACITY] == 1
-    finally:
-        running.stop()
-
-
 def test_a_request_waiting_for_a_busy_server_ends_at_once_when_cancelled():
     """Queued behind a busy slot, llama-server sends nothing yet: a newer keystroke still ends the request
     at once (not after the read timeout)."""
     running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192)
     try:
         engine = remote(running.url)
-        engine._slots_listed = False  # no shedding: the request queues
         other, busy_cancel = RemoteClient(Endpoint(running.url)), threading.Event()
         busy = other.stream("/completion", {"prompt": [1, 2, 3], "n_predict": 6000, "temperature": 0.0, "stream": True,
                                             "ignore_eos": True}, busy_cancel)
@@ -468,9 +444,9 @@ def test_a_request_waiting_for_a_busy_server_ends_at_once_when_cancelled():
         running.stop()
 
 
-def test_a_slot_still_busy_with_our_own_cancelled_request_is_not_taken_for_a_full_server(one_slot, local):
-    """A keystroke cancels the request while the server prefills it; the server frees the slot only at its
-    first token. The next keystroke's request is sent (it waits that long), not shed as "at capacity"."""
+def test_the_next_keystroke_waits_for_a_slot_still_busy_with_our_own_cancelled_request(one_slot, local):
+    """A keystroke cancels the request while the server prefills it; the server frees the slot only at the
+    end of a batch. The next keystroke's request waits that long in our own slot and is answered."""
     engine = remote(one_slot.url)
     cancel = threading.Event()
 
@@ -495,3 +471,79 @@ def test_a_server_that_echoes_the_key_does_not_put_it_in_the_state_or_the_log(mo
         assert engine.complete(CONTEXTS[0], LIMITS).text == "" and engine.health == UNAUTHORIZED
     assert "team-secret-echoed" not in engine.describe_health() and "team-secret-echoed" not in caplog.text
     assert "***" in engine.describe_health()
+
+
+def typing(ctx: CompletionContext, text: str):
+    """The contexts of typing `text` at `ctx`, a character at a time."""
+    return [CompletionContext(ctx.before + text[:n], ctx.after) for n in range(1, len(text) + 1)]
+
+
+def test_each_typist_keeps_a_slot_of_its_own_and_every_keystroke_reuses_its_prompt(server, local):
+    """Two typists on a two-slot server, keystrokes interleaved: each claims a different slot once, and
+    each keystroke after reuses all but the last few tokens of the typist's previous prompt there."""
+    typists = [remote(server.url, options=SpeedOptions(typed_through=False)) for _ in range(2)]
+    keystrokes = [typing(CONTEXTS[0], "groupby("), typing(CONTEXTS[1], "return pd.")]
+    for step in range(6):
+        for engine, contexts in zip(typists, keystrokes):
+            got = engine.complete(contexts[step], LIMITS, document="d")
+            assert got.text == local.complete(contexts[step], LIMITS).text
+            if step:  # the claim prefilled the first keystroke's prompt; later ones add a token or two
+                assert got.reused_tokens >= got.prompt_tokens - 4, (step, got.reused_tokens, got.prompt_tokens)
+    slots = {engine.slot.slot for engine in typists}
+    assert len(slots) == 2 and None not in slots and all(engine.slot.lost == 0 for engine in typists)
+
+
+def test_a_slot_taken_by_another_client_is_given_up_and_claimed_again():
+    """Without llama-server's prompt cache in memory (--cache-ram 0), another client's request in our slot
+    evicts our prompt: the engine sees it in the reuse, gives the slot up, and claims one again."""
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192, prompt_cache_mib=0)
+    try:
+        engine = remote(running.url, options=SpeedOptions(typed_through=False))
+        longer = CompletionContext("import pandas as pd\nimport numpy as np\n" * 6 + CONTEXTS[2].before, CONTEXTS[2].after)
+        contexts = typing(longer, "X, y, ")
+        engine.complete(contexts[0], LIMITS, document="d")
+        assert engine.slot.slot == 0 and len(engine.slot.held) > 2 * LOST_BELOW_TOKENS
+        other = RemoteClient(Endpoint(running.url))  # another client's long prompt, in our slot
+        other.post_json("/completion", {"prompt": list(range(100, 400)), "n_predict": 1, "cache_prompt": True,
+                                        "id_slot": 0})
+        lost = engine.complete(contexts[1], LIMITS, document="d")
+        assert lost.reused_tokens < lost.prompt_tokens // 2 and engine.slot.slot is None and engine.slot.lost == 1
+        engine.complete(contexts[2], LIMITS, document="d")  # claims again
+        again = engine.complete(contexts[3], LIMITS, document="d")
+        assert engine.slot.slot == 0 and again.reused_tokens >= again.prompt_tokens - 4 and engine.health == OK
+    finally:
+        running.stop()
+
+
+def test_a_prompt_longer_than_the_servers_context_is_cut_here_not_refused():
+    """A llama-server with 256 tokens per slot: the prompt is cut to fit (the cursor's end kept), so the
+    answer comes, instead of the server refusing the request or cutting the lines next to the cursor."""
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=256)
+    try:
+        engine = remote(running.url)
+        long_file = CompletionContext("x = df.a + df.b\n" * 400 + "df.", "\n")
+        got = engine.complete(long_file, Limits(max_new_tokens=16, max_prompt_tokens=4096, multiline=False))
+        assert engine.health == OK and got.prompt_tokens + 16 < 256 and got.new_tokens > 0
+    finally:
+        running.stop()
+
+
+def test_the_evaluation_measures_a_team_server_and_never_records_its_key(server, monkeypatch):
+    """`ghostframe-eval --engine remote --endpoint URL`: the cases are answered by the endpoint, as by the
+    same model loaded here, and the results say where from without the API key."""
+    from trainer_fixtures import data_science_file
+
+    from ghostframe.trainer.evaluation.cases import file_cases
+    from ghostframe.trainer.evaluation.predict import Generation, System, predict_in_process
+
+    monkeypatch.setenv(API_KEY_VARIABLE, "eval-secret")
+    cases = file_cases("analysis.py", data_science_file(3), per_file=4, seed=0)
+    system = System("base", str(TINY_QWEN2_GGUF))
+    local_gen = Generation(max_new_tokens=8, max_prompt_tokens=256, device="cpu", engine="llama")
+    remote_gen = Generation(max_new_tokens=8, max_prompt_tokens=256, device="cpu", engine="remote",
+                            endpoint=Endpoint.from_settings(server.url))
+    here, _ = predict_in_process(system, cases, local_gen)
+    there, _ = predict_in_process(system, cases, remote_gen)
+    assert [p.text for p in there] == [p.text for p in here] and len(there) == len(cases)
+    described = json.dumps(remote_gen.described())
+    assert server.url in described and "eval-secret" not in described

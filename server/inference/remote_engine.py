@@ -10,31 +10,32 @@ ids and log-probabilities; the `lora` field for the workspace's adapter), an Ope
 `/api/generate` (a raw text prompt: Ollama takes no token ids; an adapter is a model made with ADAPTER).
 
 Tokens stream back; the shared stop rule ends a request by closing the stream, and so does a
-newer keystroke (the scheduler's cancel event). A server that is down, slow, at capacity, refuses
-the key or answers garbage gives an empty suggestion at once and a `health` the status shows.
-No KV cache is kept here (the server keeps it), so nothing is warmed ahead.
+newer keystroke (the scheduler's cancel event): llama-server stops decoding at its next token, and
+drops a request still waiting for a slot once it notices the close (within a second). On llama-server
+each typist keeps one slot (remote_slot), so a keystroke reuses the KV cache the previous one left and
+a stale request that did start costs only its few new tokens. A server that
+is down, slow, at capacity (503/429), refuses the key or answers garbage gives an empty suggestion
+at once and a `health` the status shows. No KV cache is kept here, so nothing is warmed ahead.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
-import time
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 from ghostframe.server.inference.engine import (Completion, CompletionEngine, Generated, Limits, SpeedOptions,
                                                 StopRule, WarmProgress)
 from ghostframe.server.inference.loaded_model import LoadedModel
 from ghostframe.server.inference.prompt import CompletionContext
-from ghostframe.server.inference.remote_client import AT_CAPACITY, BAD_ANSWER, OK, UNAUTHORIZED, RemoteClient, RemoteError
+from ghostframe.server.inference.remote_client import (BAD_ANSWER, OK, TIMED_OUT, UNAUTHORIZED, UNREACHABLE, RemoteClient,
+                                                       RemoteError)
+from ghostframe.server.inference.remote_slot import SlotClaim
 
 log = logging.getLogger("ghostframe.remote")
-
-# A slot busy with a request of ours that we closed this recently is taken for ours, not another typist's:
-# llama-server frees it at the next token it fails to send, and the new request waits that long at most.
-OWN_SLOT_SECONDS = 1.0
-
 
 def _token_ids(tokens: list) -> list[int] | None:
     """vLLM's `return_tokens_as_token_ids` spelling ("token_id:123") as ids; None when not so spelled."""
@@ -100,8 +101,8 @@ class RemoteEngine(CompletionEngine):
         self._model: str | None = None        # the `model` of an OpenAI request (None: not decided)
         self._failed = False
         self.failures: Counter[str] = Counter()  # failed requests by state, since the engine started
-        self._slots_listed = True  # the server answers GET /slots (llama-server's slot states)
-        self._left_at = -OWN_SLOT_SECONDS  # when a request of ours was last closed before the server finished it
+        self.slot = SlotClaim()  # llama-server: the slot that holds this typist's prompt
+        self._context: int | None = None  # the server's context per request, in tokens (0: it does not say)
 
     @property
     def warms(self) -> bool:
@@ -115,10 +116,31 @@ class RemoteEngine(CompletionEngine):
         """As every engine; a failed request's empty answer is not remembered for typed-through, so the
         same place asked again goes to the server again."""
         self._failed = False
+        if (context := self._server_context()) and limits.max_prompt_tokens + limits.max_new_tokens >= context:
+            limits = replace(limits, max_prompt_tokens=max(context - limits.max_new_tokens - 1, 1))
         done = super().complete(ctx, limits, cancel=cancel, document=document)
         if self._failed and document in self._shown:
             self._shown[document] = [s for s in self._shown[document] if (s.before, s.after) != (ctx.before, ctx.after)]
         return done
+
+    def _server_context(self) -> int:
+        """The tokens a request may hold on the server (llama-server: a slot's context; vLLM: the model's
+        length), asked once; 0 when it does not say. A longer prompt would be refused or cut there, losing
+        the lines next to the cursor, so the prompt is cut here instead (from the far end, as always)."""
+        if self._context is None and self.endpoint.api != "ollama" and self.health not in (UNREACHABLE, TIMED_OUT):
+            try:
+                if self.endpoint.api == "llama-server":
+                    answer = self.client.get_json("/props")
+                    self._context = int(answer["default_generation_settings"]["n_ctx"])
+                else:
+                    answer = self.client.get_json("/v1/models")
+                    self._context = int(answer["data"][0].get("max_model_len") or 0)
+            except RemoteError as error:
+                if error.state == BAD_ANSWER:
+                    self._context = 0  # not said (llama-server --no-props, an OpenAI server other than vLLM)
+            except (KeyError, IndexError, TypeError, ValueError, AttributeError):
+                self._context = 0
+        return self._context or 0
 
     # --- requests ----------------------------------------------------------------------------
 
@@ -130,6 +152,7 @@ class RemoteEngine(CompletionEngine):
         self.health, self.problem = error.state, error.detail
         if error.state != UNAUTHORIZED:
             self._lora = None  # a server that comes back may serve other adapters
+            self.slot.forget()  # ... and has other slots
 
     def _succeeded(self) -> None:
         if self.health != OK and self.health:
@@ -141,7 +164,7 @@ class RemoteEngine(CompletionEngine):
             return "/completion", {"prompt": ids, "n_predict": max_tokens, "temperature": 0.0, "stream": stream,
                                    "cache_prompt": cache is not None, "n_probs": probs, "return_tokens": True,
                                    "timings_per_token": True,  # cache_n (the reused prefix) from the first token on
-                                   "lora": self._adapter_lora()}
+                                   "lora": self._adapter_lora(), **(self.slot.fields() if cache else {})}
         if self.endpoint.api == "ollama":  # a text prompt, used as it is (raw): FIM tokens written out
             return "/api/generate", {"model": self._request_model(), "stream": stream, "raw": True,
                                      "prompt": self.loaded.tokenizer.decode(ids, skip_special_tokens=False),
@@ -158,14 +181,20 @@ class RemoteEngine(CompletionEngine):
         logprobs: list[float] = []
         reused = 0
         spelled = True  # the server says each token's id
+        claims = self.endpoint.api == "llama-server" and cache is not None
+        observed = False  # the slot's reuse was checked (at the first event that says it)
         try:
-            self._shed_when_full(stop.cancel)
+            if claims and self.slot.slot is None:
+                self._claim_slot(ids)
             path, body = self._body(ids, max_new_tokens, cache, 1, True)
             events = self.client.stream(path, body, stop.cancel)
             try:
                 for event in events:
                     got, piece, probs, timings = parse_event(event)
                     if type(cached := timings.get("cache_n")) is int:
+                        if claims and not observed:
+                            self.slot.reused(ids, cached)  # the first answer: the slot holds `ids` now
+                            observed = True
                         reused = cached
                     if got is None:
                         spelled = False
@@ -175,11 +204,8 @@ class RemoteEngine(CompletionEngine):
                     logprobs.extend(probs)
                     new = new + (got or []) if spelled else self._ids_of(text)
                     if new and (stop(new, text) or len(new) >= max_new_tokens):
-                        self._left_at = time.monotonic()  # the server decodes on until it sees the close
                         break
             finally:
-                if stop.cancel.is_set():
-                    self._left_at = time.monotonic()
                 events.close()  # stopped early: the stream is closed, the server frees the slot
         except RemoteError as error:
             if stop.cancel.is_set():
@@ -190,26 +216,32 @@ class RemoteEngine(CompletionEngine):
             self._succeeded()
         return Generated(new, reused, text, logprobs[:len(new)] if spelled else [])
 
-    def _shed_when_full(self, cancel: threading.Event) -> None:
-        """Raise "remote: at capacity" when every llama-server slot is busy: llama-server would queue the
-        request, and a queued request is prefilled when a slot frees even after its keystroke is stale
-        (closing it does not take it off the queue). An empty suggestion now keeps every typist's
-        answers quick; the next keystroke asks again. Servers without `/slots` are not asked again."""
-        if self.endpoint.api != "llama-server" or not self._slots_listed:
-            return
+    def _claim_slot(self, ids: list[int]) -> None:
+        """Prefill `ids` in a slot no other typist holds, and keep that slot (remote_slot). Not stopped by a
+        newer keystroke: the next request needs the prefix, and a claim cut short would leave it in a slot
+        we do not know (the read timeout still ends it)."""
+        chosen = self._free_slot()
+        path, body = self._body(ids, 0, "claim", 0, False)
+        if chosen is not None:
+            body["id_slot"] = chosen
+        answer = self.client.post_json(path, body)
+        self.slot.claimed(answer.get("id_slot") if isinstance(answer, dict) else None, ids)
+
+    def _free_slot(self) -> int | None:
+        """A slot for a claim from `GET /slots`: an idle one that never served a request if there is one,
+        else any idle one, at random (typists claiming at once spread out); None to let the server choose
+        (no idle slot, or a server that does not list them). The server would choose the slot whose cache
+        is most like the prompt: another typist's, when both write the same file."""
         try:
-            slots = self.client.get_json("/slots", cancel)
+            slots = self.client.get_json("/slots")
         except RemoteError as error:
             if error.state != BAD_ANSWER:
                 raise
-            self._slots_listed = False  # --no-slots, or not llama-server
-            return
-        if not isinstance(slots, list) or not slots:
-            return
-        busy = sum(1 for x in slots if isinstance(x, dict) and x.get("is_processing"))
-        own = time.monotonic() - self._left_at < OWN_SLOT_SECONDS  # our own stopped request, freeing its slot
-        if busy - own >= len(slots):
-            raise RemoteError(AT_CAPACITY, f"all {len(slots)} slots busy")
+            return None  # --no-slots
+        idle = [s for s in slots if isinstance(s, dict) and type(s.get("id")) is int and not s.get("is_processing")] \
+            if isinstance(slots, list) else []
+        unused = [s for s in idle if "id_task" not in s]
+        return random.choice(unused or idle)["id"] if idle else None
 
     def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
         if self.endpoint.api == "ollama":

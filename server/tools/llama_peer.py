@@ -15,7 +15,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,17 +97,12 @@ class LlamaServerPeer:
         return peer
 
     def _wait_healthy(self, timeout: float = 300) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise SystemExit(f"ghostframe: llama-server ({self.binary}) exited with {self.process.returncode}")
-            try:
-                if self.get("/health").get("status") == "ok":
-                    return
-            except (OSError, ValueError, http.client.HTTPException):
-                pass
-            time.sleep(0.2)
-        raise SystemExit("ghostframe: llama-server did not become ready")
+        from ghostframe.server.testing.llama_server import wait_healthy
+
+        try:
+            wait_healthy(self.process, self.port, timeout)
+        except (RuntimeError, TimeoutError) as exc:
+            raise SystemExit(f"ghostframe: {exc} ({self.binary})") from None
 
     def _request(self, method: str, path: str, body: dict | None = None) -> dict:
         connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=600)

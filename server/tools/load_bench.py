@@ -5,8 +5,9 @@ model, and N typists each drive a ghostframe LSP server of their own with `--eng
 it, as N laptops would. Each typist writes blocks of the files again at human speed with
 `bench replay`'s editor and keystroke times (`replay_bench.replay_file`), each with a seed of its own
 so that they do not type in step. Reported per N: each keystroke's answer time (p50/p95 over all
-typists, and the worst typist's p95), characters saved, and failed requests by state (a server at
-capacity sheds: the typist gets an empty suggestion at once, not a stale one later).
+typists, and the worst typist's p95), the share of keystrokes answered before the next one, characters
+saved, and failed requests by state. Each typist's server keeps a slot of its own (remote_slot), so
+N slots serve N typists without evicting each other's prompts.
 """
 
 from __future__ import annotations
@@ -50,7 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--speedup", type=float, default=1.0,
                         help="play the typists' timeline this many times faster than real time (for tests; default 1)")
     parser.add_argument("--max-new-tokens", type=int, default=32)
+    parser.add_argument("--max-prompt-tokens", type=int, default=1024,
+                        help="the typists' prompt window, ghostframe.maxPromptTokens (default 1024)")
     parser.add_argument("--server-threads", type=int, help="llama-server's threads (default: all cores)")
+    parser.add_argument("--server-batch", type=int, default=512,
+                        help="llama-server's --batch-size and --ubatch-size (default 512)")
     parser.add_argument("--json", help="also write the report as JSON to this path")
 
 
@@ -62,11 +67,11 @@ async def _replay(side: GhostframeReplaySide, plans: list[FilePlan], style: Typi
 
 
 async def run_typists(url: str, gguf: Path, plans: list[list[FilePlan]], style: TypingStyle, speedup: float,
-                      max_new_tokens: int) -> dict:
+                      settings: dict) -> dict:
     """Every typist's replay at once against the server at `url` (all servers started first, so that
     everyone types at the same time); the row of the report."""
     args = ["--engine", "remote", "--endpoint", url, "--model", str(gguf), "--log-level", "WARNING"]
-    sides = [GhostframeReplaySide(args, {"maxNewTokens": max_new_tokens}) for _ in plans]
+    sides = [GhostframeReplaySide(args, settings) for _ in plans]
     await asyncio.gather(*(side.start() for side in sides))
     tallies = await asyncio.gather(*(_replay(side, own, style, speedup) for side, own in zip(sides, plans)))
     statuses = await asyncio.gather(*(side.close() for side in sides))
@@ -94,15 +99,17 @@ async def load(args: argparse.Namespace) -> int:
     texts = [(Path(f).name, read_source(Path(f))) for f in args.files]
     threads = args.server_threads or physical_cores()
     report = {"model": model_name, "cpu": cpu_description(), "server_threads": threads, "seed": args.seed,
+              "server_batch": args.server_batch, "max_prompt_tokens": args.max_prompt_tokens,
               "speedup": args.speedup, "files": [name for name, _ in texts], "places": args.places,
               "lines_per_place": args.lines_per_place, "style": {"median_ms": style.median_ms}, "rows": []}
     for n in args.typists:
         plans = [[plan_file(name, text, args.places, args.lines_per_place, args.seed + typist, style)
                   for name, text in texts] for typist in range(n)]
         print(f"{n} typists against one llama-server (--parallel {n}, {threads} threads) ...", file=sys.stderr)
-        server = LlamaServer.start(gguf, parallel=n, threads=threads, slot_tokens=4096)
+        server = LlamaServer.start(gguf, parallel=n, threads=threads, slot_tokens=4096, batch=args.server_batch)
         try:
-            report["rows"].append(await run_typists(server.url, gguf, plans, style, args.speedup, args.max_new_tokens))
+            settings = {"maxNewTokens": args.max_new_tokens, "maxPromptTokens": args.max_prompt_tokens}
+            report["rows"].append(await run_typists(server.url, gguf, plans, style, args.speedup, settings))
         finally:
             server.stop()
     print_report(report)
@@ -112,16 +119,18 @@ async def load(args: argparse.Namespace) -> int:
 
 
 def print_report(report: dict) -> None:
-    print(f"\nghostframe bench load — {report['model']} on one llama-server ({report['server_threads']} threads), "
+    print(f"\nghostframe bench load — {report['model']} on one llama-server ({report['server_threads']} threads, "
+          f"batch {report['server_batch']}), prompts of up to {report['max_prompt_tokens']} tokens, "
           f"{len(report['files'])} files x {report['places']} places x {report['lines_per_place']} lines per typist"
           + (f", {report['speedup']:g}x real time" if report["speedup"] != 1 else "") + f"; {report['cpu']}")
-    print(f"{'typists':>8}{'p50 ms':>9}{'p95 ms':>9}{'worst p95':>10}{'p95 / 1':>9}{'saved %':>9}{'requests':>10}"
-          f"{'errors':>8}  by state")
+    print(f"{'typists':>8}{'p50 ms':>9}{'p95 ms':>9}{'worst p95':>10}{'p95 / 1':>9}{'answered %':>11}{'saved %':>9}"
+          f"{'requests':>10}{'errors':>8}  by state")
     alone = next((row["p95_ms"] for row in report["rows"] if row["typists"] == 1), None)
     for row in report["rows"]:
         ratio = f"{row['p95_ms'] / alone:.2f}" if alone and row["p95_ms"] else "-"
-        cells = [row["typists"], row["p50_ms"], row["p95_ms"], row["worst_typist_p95_ms"], ratio,
+        answered = round(100 * row["answered"] / row["requests"], 1) if row["requests"] else None
+        cells = [row["typists"], row["p50_ms"], row["p95_ms"], row["worst_typist_p95_ms"], ratio, answered,
                  row["chars_saved_pct"], row["requests"], row["errors"]]
-        widths = (8, 9, 9, 10, 9, 9, 10, 8)
+        widths = (8, 9, 9, 10, 9, 11, 9, 10, 8)
         states = ", ".join(f"{state} {count}" for state, count in sorted(row["errors_by_state"].items()))
         print("".join(f"{'-' if cell is None else cell:>{w}}" for cell, w in zip(cells, widths)) + f"  {states}")

@@ -149,7 +149,8 @@ def main(argv: list[str] | None = None) -> int:
             per_file=args.per_file, max_cases=args.cases or None, seed=args.seed, min_chars=args.min_chars,
             generation=Generation(args.max_new_tokens, args.max_prompt_tokens, multiline=False, device=args.device,
                                   threads=args.threads, precision=ModelOptions.from_args(args).cpu_precision,
-                                  engine=args.engine, speculation=args.speculation),
+                                  engine=args.engine, speculation=args.speculation,
+                                  endpoint=ModelOptions.from_args(args).remote_endpoint()),
             via_lsp=args.via_lsp, context=args.context, column_lines=args.column_lines,
         )
         if args.reuse_answers and args.via_lsp:

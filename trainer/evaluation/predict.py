@@ -11,10 +11,12 @@ from __future__ import annotations
 import asyncio
 import sys
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Callable, Iterable
 
 from ghostframe.server.inference.model_loading import read_adapter_metadata
+from ghostframe.server.inference.remote_client import Endpoint
 from ghostframe.trainer.evaluation.answer_cache import AnswerCache, case_key, system_key
 from ghostframe.trainer.evaluation.cases import Case
 
@@ -46,6 +48,12 @@ class Generation:
     precision: str = "auto"  # CPU weights, as the server's --precision (auto: the fastest measured here)
     engine: str = "auto"  # what runs the model, as the server's --engine (auto: the engine that serves here)
     speculation: str = "auto"  # the llama.cpp engine's speculative decoding, as the server's --speculation
+    endpoint: Endpoint | None = None  # engine "remote": the team server that answers (--endpoint ...)
+
+    def described(self) -> dict:
+        """The settings for a results file: the endpoint by its URL and API only (never its API key)."""
+        fields = {f.name: getattr(self, f.name) for f in dataclass_fields(self) if f.name != "endpoint"}
+        return {**fields, "endpoint": None if self.endpoint is None else f"{self.endpoint.api} {self.endpoint.url}"}
 
     def answer_settings(self) -> dict:
         """What, besides the model and the prompt, decides an answer (threads and device do not)."""
@@ -101,8 +109,9 @@ def predict_in_process(system: System, cases: list[Case], gen: Generation,
     # The evaluation measures any adapter, also one a gate marked: measuring is how it was marked.
     loaded = load_model(model or None, adapter or None, gen.device, report, precision=gen.precision,
                         force_adapter=True, engine=gen.engine, speculation=gen.speculation,
-                        prompt_tokens=gen.max_prompt_tokens)
-    key = None if system.adapter else system_key(loaded, gen.answer_settings())
+                        prompt_tokens=gen.max_prompt_tokens, endpoint=gen.endpoint)
+    # an adapter's answers, and a team server's (whose weights cannot be read from here), are never reused
+    key = None if system.adapter or loaded.engine == "remote" else system_key(loaded, gen.answer_settings())
     earlier = cache.load(key) if key and cache is not None else {}
     new: dict[str, list] = {}
     engine = make_engine(loaded)
@@ -146,8 +155,12 @@ async def _predict_via_lsp(system: System, cases: list[Case], gen: Generation, p
     from ghostframe.server.inference.model_options import ModelOptions
 
     model, adapter = system.load_arguments()
+    remote = gen.endpoint
     args = ModelOptions(model=model, adapter=adapter, device=gen.device, precision=gen.precision,
-                        engine=gen.engine, speculation=gen.speculation).server_args()
+                        engine=gen.engine, speculation=gen.speculation,
+                        **({} if remote is None else {
+                            "endpoint": remote.url, "endpoint_api": remote.api, "endpoint_model": remote.model,
+                            "ca_file": remote.ca_file, "allow_insecure_http": remote.allow_insecure_http})).server_args()
     client = EditorClient(verbose=False)
     await client.start([*args, "--log-level", "WARNING"], gen.lsp_settings())
     try:

@@ -157,7 +157,7 @@ def evaluate(cfg: EvalConfig, progress: Progress = no_progress, report=lambda _:
         "data": case_set.data,
         "sampling": {"per_file": cfg.per_file, "max_cases": cfg.max_cases, "seed": cfg.seed,
                      "min_chars": cfg.min_chars},
-        "generation": {**asdict(cfg.generation), "via": "lsp" if cfg.via_lsp else "in-process"},
+        "generation": {**cfg.generation.described(), "via": "lsp" if cfg.via_lsp else "in-process"},
         "context": {**context, "column_lines": cfg.column_lines},
         "environment": environment(None if cfg.via_lsp else cfg.generation.threads),
         "cases": [c.summary() for c in cases],
