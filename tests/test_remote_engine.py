@@ -547,3 +547,29 @@ def test_the_evaluation_measures_a_team_server_and_never_records_its_key(server,
     assert [p.text for p in there] == [p.text for p in here] and len(there) == len(cases)
     described = json.dumps(remote_gen.described())
     assert server.url in described and "eval-secret" not in described
+
+
+def test_a_keystroke_during_our_own_slots_prefill_lets_it_finish_for_the_next_prompt():
+    """In the typist's own slot, a newer keystroke does not stop the prefill it needs: the request ends at
+    its first token (answering nothing), and the next keystroke's prompt reuses all of it."""
+    running = LlamaServer.start(TINY_QWEN2_GGUF, parallel=1, slot_tokens=8192, batch=16)  # a prefill of seconds
+    try:
+        engine = remote(running.url, options=SpeedOptions(typed_through=False))
+        engine.complete(CONTEXTS[0], LIMITS, document="d")  # claims the slot
+        long_file = CompletionContext("x = df.a + df.b\n" * 300 + "df.", "\n")
+        limits = Limits(max_new_tokens=8, max_prompt_tokens=4096, multiline=False)
+        cancel = threading.Event()
+
+        def cancel_once_processing():
+            while not cancel.is_set():
+                if any(slot.get("is_processing") for slot in RemoteClient(Endpoint(running.url)).get_json("/slots")):
+                    cancel.set()
+
+        threading.Thread(target=cancel_once_processing, daemon=True).start()
+        first = engine.complete(long_file, limits, cancel=cancel, document="d")
+        assert first.cancelled and first.text == ""
+        typed = CompletionContext(long_file.before + "g", long_file.after)
+        after = engine.complete(typed, limits, document="d")
+        assert after.reused_tokens >= after.prompt_tokens - 4 and engine.health == OK
+    finally:
+        running.stop()

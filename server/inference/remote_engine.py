@@ -187,7 +187,11 @@ class RemoteEngine(CompletionEngine):
             if claims and self.slot.slot is None:
                 self._claim_slot(ids)
             path, body = self._body(ids, max_new_tokens, cache, 1, True)
-            events = self.client.stream(path, body, stop.cancel)
+            # In our own slot, a newer keystroke lets the prefill finish (its first token): the next prompt
+            # shares that prefix and waits for this slot anyway, and the first token says whether the slot
+            # still held our prompt. Closed at the first token; elsewhere, closed at once.
+            held = claims and self.slot.slot is not None
+            events = self.client.stream(path, body, threading.Event() if held else stop.cancel)
             try:
                 for event in events:
                     got, piece, probs, timings = parse_event(event)
@@ -196,6 +200,8 @@ class RemoteEngine(CompletionEngine):
                             self.slot.reused(ids, cached)  # the first answer: the slot holds `ids` now
                             observed = True
                         reused = cached
+                    if held and stop.cancel.is_set():
+                        break
                     if got is None:
                         spelled = False
                     if not got and not piece:
