@@ -12,10 +12,11 @@ ids and log-probabilities; the `lora` field for the workspace's adapter), an Ope
 Tokens stream back; the shared stop rule ends a request by closing the stream, and so does a
 newer keystroke (the scheduler's cancel event): llama-server stops decoding at its next token, and
 drops a request still waiting for a slot once it notices the close (within a second). On llama-server
-each typist keeps one slot (remote_slot), so a keystroke reuses the KV cache the previous one left and
-a stale request that did start costs only its few new tokens. A server that
-is down, slow, at capacity (503/429), refuses the key or answers garbage gives an empty suggestion
-at once and a `health` the status shows. No KV cache is kept here, so nothing is warmed ahead.
+each typist keeps one slot (remote_slot), so a keystroke reuses the KV cache the previous one left;
+there a stale request runs to its first token (its prefill is the next prompt's prefix) and is closed
+then. Nothing is shed: only the newest keystroke waits. A server that is down, slow, at capacity
+(503/429), refuses the key or answers garbage gives an empty suggestion at once and a `health` the
+status shows. No KV cache is kept here, so nothing is warmed ahead.
 """
 
 from __future__ import annotations
