@@ -235,10 +235,11 @@ class RemoteEngine(CompletionEngine):
         self.slot.claimed(answer.get("id_slot") if isinstance(answer, dict) else None, ids)
 
     def _free_slot(self) -> int | None:
-        """A slot for a claim from `GET /slots`: an idle one that never served a request if there is one,
-        else any idle one, at random (typists claiming at once spread out); None to let the server choose
-        (no idle slot, or a server that does not list them). The server would choose the slot whose cache
-        is most like the prompt: another typist's, when both write the same file."""
+        """A slot for a claim from `GET /slots`: an idle one that never served a request (at random, so that
+        typists claiming at once spread out), else the idle one used longest ago (the smallest last task
+        id); None to let the server choose (no idle slot, or a server that does not list them). The server
+        would choose the slot whose cache is most like the prompt: another typist's, when both write the
+        same file."""
         try:
             slots = self.client.get_json("/slots")
         except RemoteError as error:
@@ -247,8 +248,9 @@ class RemoteEngine(CompletionEngine):
             return None  # --no-slots
         idle = [s for s in slots if isinstance(s, dict) and type(s.get("id")) is int and not s.get("is_processing")] \
             if isinstance(slots, list) else []
-        unused = [s for s in idle if "id_task" not in s]
-        return random.choice(unused or idle)["id"] if idle else None
+        if unused := [s for s in idle if type(s.get("id_task")) is not int]:
+            return random.choice(unused)["id"]
+        return min(idle, key=lambda s: s["id_task"])["id"] if idle else None
 
     def _next_tokens(self, ids: list[int], count: int, cache: str | None) -> list[tuple[int, float]]:
         if self.endpoint.api == "ollama":

@@ -5,10 +5,11 @@ to the slot that holds the previous one. Left to itself the server gives a reque
 several typists, a keystroke whose own slot is still busy with the request it superseded (a prefill is
 stopped only between batches) lands in another typist's slot, evicts that typist's prompt, and every
 typist prefills from the start again and again (4 typists on 4 slots of a 2-core server got no answer
-at all). So the remote engine claims a slot once (an idle one no request has used, if any: the server
-itself would give a typist the slot of another who writes the same file), prefills its prompt there,
-and names it (`id_slot`) on every request after. A claim is given up when the server's answer shows the
-slot no longer holds what we left there: another client used it, and the next request claims again.
+at all). So the remote engine claims a slot once (an idle one no request has used, else the one idle
+longest: the server itself would give a typist the slot of another who writes the same file), prefills
+its prompt there, and names it (`id_slot`) on every request after. A claim is given up when the server's
+answer shows the slot no longer holds what we left there: another client used it, and the next request
+claims again.
 """
 
 from __future__ import annotations
