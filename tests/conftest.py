@@ -283,6 +283,17 @@ class RawServer:
         self.send({"jsonrpc": "2.0", "method": "initialized", "params": {}})
         return result
 
+    def open_document(self, uri: str, text: str) -> None:
+        self.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
+            "uri": uri, "languageId": "python", "version": 1, "text": text}}})
+
+    def inline_texts(self, msg_id: int, uri: str, line: int, character: int, trigger_kind: int = 2) -> list[str]:
+        """The inline suggestions' texts at a position (trigger kind 2: typing; 1: asked for)."""
+        answer = self.request(msg_id, "textDocument/inlineCompletion", {
+            "textDocument": {"uri": uri}, "position": {"line": line, "character": character},
+            "context": {"triggerKind": trigger_kind}})
+        return [item["insertText"] for item in answer["result"]]
+
     def wait_ready(self) -> dict:
         return self.wait_for(lambda m: m.get("method") == "ghostframe/status"
                              and m["params"]["state"] in ("ready", "error"))["params"]

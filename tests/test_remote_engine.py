@@ -354,17 +354,15 @@ def test_the_language_server_serves_from_the_endpoint_and_never_logs_the_key(raw
             server.initialize(capabilities={"textDocument": {"inlineCompletion": {}}})
             assert server.wait_ready()["state"] == "ready"
             uri = "file:///work/team.py"
-            server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-                "uri": uri, "languageId": "python", "version": 1, "text": CONTEXTS[0].before + CONTEXTS[0].after}}})
-            answer = server.request(2, "textDocument/inlineCompletion", {
-                "textDocument": {"uri": uri}, "position": {"line": 2, "character": 3}, "context": {"triggerKind": 2}})
+            server.open_document(uri, CONTEXTS[0].before + CONTEXTS[0].after)
+            answer = server.inline_texts(2, uri, 2, 3)
             status = server.request(3, "workspace/executeCommand", {"command": "ghostframe.status"})["result"]
             assert status["engine"] == "remote" and status["remote"].startswith(state), status
             if state == OK:
-                assert answer["result"] and answer["result"][0]["insertText"]
+                assert answer and answer[0]
                 assert running.metrics()["llamacpp:prompt_tokens_total"] > before  # the prompt reached the server
             else:
-                assert answer["result"] == []
+                assert answer == []
             server.request(4, "shutdown")
             server.send({"jsonrpc": "2.0", "method": "exit"})
             code, stderr = server.finish()

@@ -85,14 +85,10 @@ def test_a_position_inside_a_surrogate_pair_is_the_characters_start(raw_server, 
     server.initialize()
     assert server.wait_ready()["state"] == "ready"
     uri = "file:///work/astral.py"
-    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": 'label = "😀'}}})
+    server.open_document(uri, 'label = "😀')
 
     def suggestions(msg_id: int, character: int) -> list[str]:
-        answer = server.request(msg_id, "textDocument/inlineCompletion", {
-            "textDocument": {"uri": uri}, "position": {"line": 0, "character": character},
-            "context": {"triggerKind": 2}})
-        return [item["insertText"] for item in answer["result"]]
+        return server.inline_texts(msg_id, uri, 0, character)
 
     at_start = suggestions(2, 9)
     inside = suggestions(3, 10)

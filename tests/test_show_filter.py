@@ -207,13 +207,10 @@ def test_the_server_hides_what_typing_brings_up_that_the_model_is_unsure_of_but_
     server.initialize(capabilities={"textDocument": {"inlineCompletion": {}}}, initializationOptions={"ghostframe": {}})
     assert server.wait_ready()["state"] == "ready"
     uri = "file:///work/filtered.py"
-    server.send({"jsonrpc": "2.0", "method": "textDocument/didOpen", "params": {"textDocument": {
-        "uri": uri, "languageId": "python", "version": 1, "text": "import pandas as pd\ndf = pd."}}})
+    server.open_document(uri, "import pandas as pd\ndf = pd.")
 
     def ask(msg_id: int, kind: int) -> list[str]:
-        answer = server.request(msg_id, "textDocument/inlineCompletion", {
-            "textDocument": {"uri": uri}, "position": {"line": 1, "character": 8}, "context": {"triggerKind": kind}})
-        return [item["insertText"] for item in answer["result"]]
+        return server.inline_texts(msg_id, uri, 1, 8, kind)
 
     automatic, invoked = ask(2, 2), ask(3, 1)  # the same place asked again: judged again, not typed through
     assert invoked and invoked[0].strip() and automatic == []
