@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ghostframe.server.testing.llama_server import wait_healthy
+
 _XLLAMACPP_SERVER = """
 import sys, time, xllamacpp as x
 p = x.CommonParams()
@@ -97,8 +99,6 @@ class LlamaServerPeer:
         return peer
 
     def _wait_healthy(self, timeout: float = 300) -> None:
-        from ghostframe.server.testing.llama_server import wait_healthy
-
         try:
             wait_healthy(self.process, self.port, timeout)
         except (RuntimeError, TimeoutError) as exc:
